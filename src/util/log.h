@@ -1,0 +1,15 @@
+/* SPDX-License-Identifier: MIT */
+#ifndef TERN_LOG_H
+#define TERN_LOG_H
+
+/* Program name used as the prefix of every message. */
+void log_set_prog(const char *name);
+const char *log_prog(void);
+
+/* One line on stderr: "<prog>: <message>". */
+void log_error(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
+
+/* Debug lines, printed only when TERN_DEBUG is set in the environment. */
+void log_debug(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
+
+#endif
