@@ -99,7 +99,7 @@ def pipe_session(args, disk):
         proc.stdin.write(cmd.encode() + b"\n")
         proc.stdin.flush()
         pos = wait_for(want, pos)
-        check(True, f"pipe: {cmd!r} -> {want.strip(chr(92) + 'nr*')}")
+        check(True, f"pipe: {cmd!r} answered")
     proc.stdin.write(b"poweroff\n")
     proc.stdin.flush()
     try:

@@ -84,6 +84,9 @@ enum {
 
 typedef unsigned __int128 u128;
 
+/* Keeps the rarely used paths out of the hot instructions' frames. */
+#define FPU_COLD __attribute__((noinline, cold))
+
 /*
  * Format parameters. `d` is 0 for single, 1 for double; every helper is
  * inlined with a constant `d`, so these fold away.
@@ -377,7 +380,7 @@ static uint64_t soft_nan(int d, uint64_t a, uint64_t b, unsigned *fl)
 	return fp_qnan(d);
 }
 
-static uint64_t soft_add(int d, uint64_t a, uint64_t b, unsigned rm,
+static FPU_COLD uint64_t soft_add(int d, uint64_t a, uint64_t b, unsigned rm,
 			 unsigned *fl)
 {
 	const unsigned sh = (unsigned)(62 - fp_prec(d));
@@ -434,7 +437,7 @@ static uint64_t soft_add(int d, uint64_t a, uint64_t b, unsigned rm,
 	return soft_round_pack(d, sign, exp, sig, rm, fl);
 }
 
-static uint64_t soft_mul(int d, uint64_t a, uint64_t b, unsigned rm,
+static FPU_COLD uint64_t soft_mul(int d, uint64_t a, uint64_t b, unsigned rm,
 			 unsigned *fl)
 {
 	unsigned sa, sb, sign;
@@ -458,7 +461,7 @@ static uint64_t soft_mul(int d, uint64_t a, uint64_t b, unsigned rm,
 	return soft_round_pack128(d, sign, ea + eb, (u128)ma * mb, rm, fl);
 }
 
-static uint64_t soft_div(int d, uint64_t a, uint64_t b, unsigned rm,
+static FPU_COLD uint64_t soft_div(int d, uint64_t a, uint64_t b, unsigned rm,
 			 unsigned *fl)
 {
 	unsigned sa, sb, sign;
@@ -503,7 +506,7 @@ static uint64_t soft_div(int d, uint64_t a, uint64_t b, unsigned rm,
 }
 
 /* a x b + c with a single rounding (operands already negated as needed). */
-static uint64_t soft_fma(int d, uint64_t a, uint64_t b, uint64_t c,
+static FPU_COLD uint64_t soft_fma(int d, uint64_t a, uint64_t b, uint64_t c,
 			 unsigned rm, unsigned *fl)
 {
 	unsigned sa, sb, sc, ps, sign;
@@ -582,7 +585,7 @@ static uint64_t soft_fma(int d, uint64_t a, uint64_t b, uint64_t c,
 }
 
 /* FCVT.S.D */
-static uint64_t soft_cvt_s_d(uint64_t v, unsigned rm, unsigned *fl)
+static FPU_COLD uint64_t soft_cvt_s_d(uint64_t v, unsigned rm, unsigned *fl)
 {
 	unsigned sign;
 	uint64_t sig;
@@ -885,7 +888,8 @@ static inline bool host_has_fma(void)
  */
 
 /* FADD, FSUB, FMUL, FDIV, FSQRT */
-static uint64_t fpu_arith(hart_t *h, int d, unsigned f5, uint64_t a,
+static inline __attribute__((always_inline)) uint64_t
+fpu_arith(hart_t *h, int d, unsigned f5, uint64_t a,
 			  uint64_t b, unsigned rm, unsigned *fl)
 {
 	uint64_t r;
@@ -960,7 +964,7 @@ static uint64_t fpu_arith(hart_t *h, int d, unsigned f5, uint64_t a,
 }
 
 /* FMADD, FMSUB, FNMSUB, FNMADD */
-static int fpu_fma(hart_t *h, uint32_t insn)
+static __attribute__((noinline)) int fpu_fma(hart_t *h, uint32_t insn)
 {
 	unsigned opc = insn & 0x7f;
 	unsigned rd = (insn >> 7) & 31, rs1 = (insn >> 15) & 31;
@@ -1078,7 +1082,25 @@ static uint64_t fpu_class(int d, uint64_t v)
 	return sign ? 1u << 1 : 1u << 6;
 }
 
-static int fpu_op_fp(hart_t *h, uint32_t insn)
+/* FADD, FSUB, FMUL, FDIV: the hot path, kept small. */
+static inline int fpu_op_arith(hart_t *h, uint32_t insn)
+{
+	unsigned rd = (insn >> 7) & 31, rs1 = (insn >> 15) & 31;
+	unsigned rs2 = (insn >> 20) & 31, fmt = (insn >> 25) & 3, fl = 0;
+	int d = fmt == 1, rm = fpu_rm(h, (insn >> 12) & 7);
+	uint64_t r;
+
+	if (fmt > 1 || rm < 0)
+		return -1;
+	r = fpu_arith(h, d, insn >> 27, freg_read(h, d, rs1),
+		      freg_read(h, d, rs2), (unsigned)rm, &fl);
+	freg_write(h, d, rd, r);
+	fpu_finish(h, fl, true);
+	return 0;
+}
+
+/* The rest of OP-FP. */
+static __attribute__((noinline)) int fpu_op_misc(hart_t *h, uint32_t insn)
 {
 	unsigned rd = (insn >> 7) & 31, f3 = (insn >> 12) & 7;
 	unsigned rs1 = (insn >> 15) & 31, rs2 = (insn >> 20) & 31;
@@ -1090,19 +1112,14 @@ static int fpu_op_fp(hart_t *h, uint32_t insn)
 		return -1;	/* H and Q are not implemented */
 
 	switch (f5) {
-	case F5_ADD:
-	case F5_SUB:
-	case F5_MUL:
-	case F5_DIV:
 	case F5_SQRT:
-		if (f5 == F5_SQRT && rs2 != 0)
+		if (rs2 != 0)
 			return -1;
 		rm = fpu_rm(h, f3);
 		if (rm < 0)
 			return -1;
-		a = freg_read(h, d, rs1);
-		b = freg_read(h, d, rs2);
-		r = fpu_arith(h, d, f5, a, b, (unsigned)rm, &fl);
+		r = fpu_arith(h, d, f5, freg_read(h, d, rs1), 0, (unsigned)rm,
+			      &fl);
 		break;
 
 	case F5_SGNJ:
@@ -1226,18 +1243,18 @@ static int fpu_op_fp(hart_t *h, uint32_t insn)
 
 int fpu_exec(hart_t *h, uint32_t insn)
 {
+	unsigned opc = insn & 0x7f;
+
 	/* mstatus.FS = Off: every FP instruction is illegal (priv. spec 3.1.6.6). */
 	if (!(h->s.mstatus & FPU_MSTATUS_FS))
 		return -1;
-	switch (insn & 0x7f) {
-	case OPC_OP_FP:
-		return fpu_op_fp(h, insn);
-	case OPC_MADD:
-	case OPC_MSUB:
-	case OPC_NMSUB:
-	case OPC_NMADD:
-		return fpu_fma(h, insn);
-	default:
-		return -1;
+	if (opc == OPC_OP_FP) {
+		if ((insn >> 27) <= F5_DIV)
+			return fpu_op_arith(h, insn);
+		return fpu_op_misc(h, insn);
 	}
+	/* MADD, MSUB, NMSUB, NMADD differ only in bits 3:2. */
+	if ((opc & ~0x0cu) == OPC_MADD)
+		return fpu_fma(h, insn);
+	return -1;
 }

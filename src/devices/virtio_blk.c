@@ -114,7 +114,7 @@ static uint8_t blk_rw(struct virtio_blk *b, struct virtqueue *vq,
 	uint64_t len = write ? e->read_len - BLK_HDR_SIZE : e->write_len - 1;
 	int n, rc;
 
-	if (0)
+	if (write && b->readonly)
 		return VIRTIO_BLK_S_IOERR; /* 5.2.6.2 with VIRTIO_BLK_F_RO */
 	if (len % VIRTIO_BLK_SECTOR_SIZE || sector > b->capacity ||
 	    len / VIRTIO_BLK_SECTOR_SIZE > b->capacity - sector)

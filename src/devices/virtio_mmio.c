@@ -510,7 +510,11 @@ static int virtio_mmio_post_load(void *opaque)
 			return -1;
 		}
 	}
-	apply_features(t);
+	if (s->status & VIRTIO_STATUS_FEATURES_OK)
+		apply_features(t);
+	else
+		for (i = 0; i < t->ops->nqueues; i++)
+			vq_set_features(&t->vq[i], false, false);
 	t->last_error = broken ? "DEVICE_NEEDS_RESET (restored)" : NULL;
 	update_irq(t);
 	if (t->ops->post_load)

@@ -296,6 +296,7 @@ static enum power_request run(machine_t *m, console_t *con)
 {
 	hart_t *h = &m->harts[0];
 	unsigned slices = 0;
+	uint64_t insns = 0, t0 = vclock_host_ns();
 
 	while (m->power == POWER_RUN) {
 		machine_update_timers(m);
@@ -303,7 +304,7 @@ static enum power_request run(machine_t *m, console_t *con)
 			poll_io(m, con, wfi_sleep_ns(m));
 		} else {
 			h->stop = false;
-			hart_run(h, RUN_BUDGET);
+			insns += hart_run(h, RUN_BUDGET);
 			if (++slices % POLL_EVERY == 0)
 				poll_io(m, con, 0);
 		}
@@ -311,6 +312,8 @@ static enum power_request run(machine_t *m, console_t *con)
 			machine_request_stop(m, POWER_QUIT);
 	}
 	console_flush(con);
+	log_debug("%llu instructions in %.2f s",
+		  (unsigned long long)insns, (double)(vclock_host_ns() - t0) / 1e9);
 	return m->power;
 }
 

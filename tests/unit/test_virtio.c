@@ -27,20 +27,20 @@
 #include "machine/machine.h"
 #include "machine/state.h"
 
-#define RAM_BYTES (16u << 20)
-#define QSIZE 16
+#define RAM_BYTES    (16u << 20)
+#define QSIZE	     16
 #define DISK_SECTORS 64
 
 /* Guest-physical layout used by the test driver */
-#define G(off) (MEM_RAM_BASE + (off))
-#define DESC G(0x10000)
-#define AVAIL G(0x11000)
-#define USED G(0x12000)
-#define ITABLE G(0x13000)	/* indirect descriptor tables */
-#define HDR G(0x20000)
-#define STATUS G(0x20100)
-#define DATA G(0x30000)
-#define DATA2 G(0x40000)
+#define G(off)	(MEM_RAM_BASE + (off))
+#define DESC	G(0x10000)
+#define AVAIL	G(0x11000)
+#define USED	G(0x12000)
+#define ITABLE	G(0x13000) /* indirect descriptor tables */
+#define HDR	G(0x20000)
+#define STATUS	G(0x20100)
+#define DATA	G(0x30000)
+#define DATA2	G(0x40000)
 #define RAM_END (MEM_RAM_BASE + RAM_BYTES)
 
 typedef struct fixture {
@@ -122,9 +122,8 @@ static uint32_t gr32(fixture_t *f, uint64_t gpa)
 	return v;
 }
 
-static void set_desc_at(fixture_t *f, uint64_t table, unsigned i,
-			uint64_t addr, uint32_t len, uint16_t flags,
-			uint16_t next)
+static void set_desc_at(fixture_t *f, uint64_t table, unsigned i, uint64_t addr,
+			uint32_t len, uint16_t flags, uint16_t next)
 {
 	uint64_t d = table + 16ull * i;
 
@@ -186,9 +185,9 @@ static bool negotiate(fixture_t *f, uint64_t feat)
 	wr(f, VIRTIO_MMIO_DRIVER_FEATURES, (uint32_t)feat);
 	wr(f, VIRTIO_MMIO_DRIVER_FEATURES_SEL, 1);
 	wr(f, VIRTIO_MMIO_DRIVER_FEATURES, (uint32_t)(feat >> 32));
-	wr(f, VIRTIO_MMIO_STATUS, VIRTIO_STATUS_ACKNOWLEDGE |
-				  VIRTIO_STATUS_DRIVER |
-				  VIRTIO_STATUS_FEATURES_OK);
+	wr(f, VIRTIO_MMIO_STATUS,
+	   VIRTIO_STATUS_ACKNOWLEDGE | VIRTIO_STATUS_DRIVER |
+		   VIRTIO_STATUS_FEATURES_OK);
 	return rd(f, VIRTIO_MMIO_STATUS) & VIRTIO_STATUS_FEATURES_OK;
 }
 
@@ -197,7 +196,8 @@ static void setup_queue(fixture_t *f)
 	memset(gp(f, DESC, 0x4000), 0, 0x4000);
 	wr(f, VIRTIO_MMIO_QUEUE_SEL, 0);
 	assert_int_equal(rd(f, VIRTIO_MMIO_QUEUE_READY), 0);
-	assert_int_equal(rd(f, VIRTIO_MMIO_QUEUE_NUM_MAX), VIRTIO_BLK_QUEUE_SIZE);
+	assert_int_equal(rd(f, VIRTIO_MMIO_QUEUE_NUM_MAX),
+			 VIRTIO_BLK_QUEUE_SIZE);
 	wr(f, VIRTIO_MMIO_QUEUE_NUM, QSIZE);
 	wr(f, VIRTIO_MMIO_QUEUE_DESC_LOW, (uint32_t)DESC);
 	wr(f, VIRTIO_MMIO_QUEUE_DESC_HIGH, (uint32_t)(DESC >> 32));
@@ -262,7 +262,8 @@ static uint8_t request(fixture_t *f, uint32_t type, uint64_t sector,
 	n++;
 	if (len) {
 		set_desc(f, n, data, len,
-			 VIRTQ_DESC_F_NEXT | (dev_writes ? VIRTQ_DESC_F_WRITE : 0),
+			 VIRTQ_DESC_F_NEXT |
+				 (dev_writes ? VIRTQ_DESC_F_WRITE : 0),
 			 n + 1);
 		n++;
 	}
@@ -286,7 +287,8 @@ static int setup_common(void **state, bool readonly)
 	char err[256];
 
 	assert_non_null(f);
-	assert_int_equal(machine_init(&f->m, RAM_BYTES, 1, err, sizeof(err)), 0);
+	assert_int_equal(machine_init(&f->m, RAM_BYTES, 1, err, sizeof(err)),
+			 0);
 	f->plic = plic_new(&f->m, MEM_PLIC_BASE);
 	assert_non_null(f->plic);
 	snprintf(f->path, sizeof(f->path), "/tmp/tern-virtio-%d.img",
@@ -355,11 +357,11 @@ static void test_identity(void **state)
 	assert_int_equal(rd(f, VIRTIO_MMIO_CONFIG + 12),
 			 VIRTIO_BLK_QUEUE_SIZE - 2);
 	assert_int_equal(rd(f, VIRTIO_MMIO_CONFIG + 20), 512);
-	assert_true(machine_mmio_read(&f->m, f->base + VIRTIO_MMIO_CONFIG, 1,
-				      &v));
+	assert_true(
+		machine_mmio_read(&f->m, f->base + VIRTIO_MMIO_CONFIG, 1, &v));
 	assert_int_equal(v, DISK_SECTORS);
-	assert_true(machine_mmio_read(&f->m, f->base + VIRTIO_MMIO_CONFIG, 8,
-				      &v));
+	assert_true(
+		machine_mmio_read(&f->m, f->base + VIRTIO_MMIO_CONFIG, 8, &v));
 	assert_int_equal(v, DISK_SECTORS);
 	/* Beyond the config space, and writes to it: nothing. */
 	assert_int_equal(rd(f, 0x800), 0);
@@ -370,8 +372,8 @@ static void test_identity(void **state)
 	assert_int_equal(v, 0);
 	assert_true(machine_mmio_read(&f->m, f->base + 2, 4, &v));
 	assert_int_equal(v, 0);
-	assert_true(machine_mmio_write(&f->m, f->base + VIRTIO_MMIO_STATUS, 1,
-				       1));
+	assert_true(
+		machine_mmio_write(&f->m, f->base + VIRTIO_MMIO_STATUS, 1, 1));
 	assert_int_equal(rd(f, VIRTIO_MMIO_STATUS), 0);
 	/* No shared memory regions. */
 	assert_int_equal(rd(f, VIRTIO_MMIO_SHM_LEN_LOW), 0xffffffffu);
@@ -412,8 +414,10 @@ static void test_slots_and_fdt(void **state)
 	assert_true(soc >= 0);
 	for (i = 0; i < f->m.ndevices; i++)
 		if (f->m.devices[i].base == MEM_VIRTIO_BASE)
-			assert_int_equal(f->m.devices[i].ops->fdt(
-				f->m.devices[i].dev, fdt, soc, &f->m), 0);
+			assert_int_equal(
+				f->m.devices[i].ops->fdt(f->m.devices[i].dev,
+							 fdt, soc, &f->m),
+				0);
 	node = fdt_path_offset(fdt, "/soc/virtio_mmio@10001000");
 	assert_true(node >= 0);
 	assert_string_equal(fdt_getprop(fdt, node, "compatible", NULL),
@@ -495,23 +499,29 @@ static void test_read_write(void **state)
 	assert_memory_equal(gp(f, DATA2, 1024), buf, 1024);
 
 	/* The last sector is in range, one more is not. */
-	assert_int_equal(request(f, VIRTIO_BLK_T_IN, DISK_SECTORS - 1, DATA,
-				 512, true), VIRTIO_BLK_S_OK);
+	assert_int_equal(
+		request(f, VIRTIO_BLK_T_IN, DISK_SECTORS - 1, DATA, 512, true),
+		VIRTIO_BLK_S_OK);
 	memset(gp(f, DATA, 1024), 0x77, 1024);
-	assert_int_equal(request(f, VIRTIO_BLK_T_IN, DISK_SECTORS - 1, DATA,
-				 1024, true), VIRTIO_BLK_S_IOERR);
-	assert_int_equal(*gp(f, DATA, 1), 0x77);	/* untouched */
-	assert_int_equal(request(f, VIRTIO_BLK_T_IN, DISK_SECTORS, DATA, 512,
-				 true), VIRTIO_BLK_S_IOERR);
+	assert_int_equal(
+		request(f, VIRTIO_BLK_T_IN, DISK_SECTORS - 1, DATA, 1024, true),
+		VIRTIO_BLK_S_IOERR);
+	assert_int_equal(*gp(f, DATA, 1), 0x77); /* untouched */
+	assert_int_equal(
+		request(f, VIRTIO_BLK_T_IN, DISK_SECTORS, DATA, 512, true),
+		VIRTIO_BLK_S_IOERR);
 	assert_int_equal(request(f, VIRTIO_BLK_T_OUT, UINT64_MAX / 256, DATA,
-				 512, false), VIRTIO_BLK_S_IOERR);
-	assert_int_equal(request(f, VIRTIO_BLK_T_IN, UINT64_MAX, DATA, 512,
-				 true), VIRTIO_BLK_S_IOERR);
+				 512, false),
+			 VIRTIO_BLK_S_IOERR);
+	assert_int_equal(
+		request(f, VIRTIO_BLK_T_IN, UINT64_MAX, DATA, 512, true),
+		VIRTIO_BLK_S_IOERR);
 	/* Data not a multiple of 512 bytes. */
 	assert_int_equal(request(f, VIRTIO_BLK_T_IN, 0, DATA, 100, true),
 			 VIRTIO_BLK_S_IOERR);
 	assert_int_equal(rd(f, VIRTIO_MMIO_STATUS) &
-				 VIRTIO_STATUS_DEVICE_NEEDS_RESET, 0);
+				 VIRTIO_STATUS_DEVICE_NEEDS_RESET,
+			 0);
 }
 
 static void test_scatter_gather(void **state)
@@ -532,7 +542,7 @@ static void test_scatter_gather(void **state)
 	set_desc(f, 2, DATA, 100, VIRTQ_DESC_F_NEXT | VIRTQ_DESC_F_WRITE, 7);
 	set_desc(f, 7, DATA + 1000, 700, VIRTQ_DESC_F_NEXT | VIRTQ_DESC_F_WRITE,
 		 3);
-	set_desc(f, 3, DATA2, 225, VIRTQ_DESC_F_WRITE, 0);	/* 224 + status */
+	set_desc(f, 3, DATA2, 225, VIRTQ_DESC_F_WRITE, 0); /* 224 + status */
 	submit(f, 0);
 	assert_int_equal(used_idx(f), 1);
 	for (i = 0; i < 100; i++)
@@ -695,7 +705,8 @@ static void expect_needs_reset(fixture_t *f, uint16_t used_before,
 		fail_msg("refused for \"%s\", expected \"%s\"",
 			 f->t->last_error, why);
 	/* 2.1.2: announced as a configuration change. */
-	assert_true(rd(f, VIRTIO_MMIO_INTERRUPT_STATUS) & VIRTIO_MMIO_INT_CONFIG);
+	assert_true(rd(f, VIRTIO_MMIO_INTERRUPT_STATUS) &
+		    VIRTIO_MMIO_INT_CONFIG);
 	assert_true(line(f));
 	/* Further kicks are ignored until the driver resets the device. */
 	wr(f, VIRTIO_MMIO_QUEUE_NOTIFY, 0);
@@ -842,7 +853,7 @@ static void build_bad(fixture_t *f, enum bad_chain k)
 		set_desc(f, 3, HDR, 16, N, 1);
 		break;
 	case BAD_AVAIL_AHEAD:
-		f->avail_idx += QSIZE;	/* with submit's +1: QSIZE + 1 ahead */
+		f->avail_idx += QSIZE; /* with submit's +1: QSIZE + 1 ahead */
 		break;
 	case BAD_COUNT:
 		break;
@@ -991,8 +1002,9 @@ static void test_state_round_trip(void **state)
 
 	/* Scramble the live device, then load and post_load. */
 	wr(f, VIRTIO_MMIO_STATUS, 0);
-	assert_int_equal(state_load(d, &f->t->s, d->version, buf, n, err,
-				    sizeof(err)), 0);
+	assert_int_equal(
+		state_load(d, &f->t->s, d->version, buf, n, err, sizeof(err)),
+		0);
 	assert_int_equal(dev->ops->post_load(dev->dev), 0);
 	assert_memory_equal(&f->t->s.q[0], &saved.q[0], sizeof(vq_state_t));
 	assert_int_equal(f->t->s.status, saved.status);
@@ -1042,7 +1054,7 @@ static void test_state_round_trip(void **state)
 	f->t->s.q[0].used_addr = RAM_END - 8;
 	assert_int_not_equal(dev->ops->post_load(dev->dev), 0);
 	f->t->s = saved;
-	f->t->s.q[0].num = 512;	/* > QueueNumMax of this device */
+	f->t->s.q[0].num = 512; /* > QueueNumMax of this device */
 	assert_int_not_equal(dev->ops->post_load(dev->dev), 0);
 	f->t->s = saved;
 	assert_int_equal(dev->ops->post_load(dev->dev), 0);
@@ -1054,7 +1066,7 @@ static void test_open_errors(void **state)
 {
 	machine_t m;
 	char err[256], path[64];
-	struct virtio_blk_opts o = { 0 };
+	struct virtio_blk_opts o = {0};
 	struct virtio_blk *a;
 
 	(void)state;
@@ -1101,22 +1113,26 @@ static void test_open_errors(void **state)
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
-		cmocka_unit_test_setup_teardown(test_identity, setup_rw, teardown),
+		cmocka_unit_test_setup_teardown(test_identity, setup_rw,
+						teardown),
 		cmocka_unit_test_setup_teardown(test_slots_and_fdt, setup_rw,
 						teardown),
-		cmocka_unit_test_setup_teardown(test_features, setup_rw, teardown),
+		cmocka_unit_test_setup_teardown(test_features, setup_rw,
+						teardown),
 		cmocka_unit_test_setup_teardown(test_read_write, setup_rw,
 						teardown),
 		cmocka_unit_test_setup_teardown(test_scatter_gather, setup_rw,
 						teardown),
-		cmocka_unit_test_setup_teardown(test_indirect, setup_rw, teardown),
+		cmocka_unit_test_setup_teardown(test_indirect, setup_rw,
+						teardown),
 		cmocka_unit_test_setup_teardown(test_flush_get_id_unsupp,
 						setup_rw, teardown),
-		cmocka_unit_test_setup_teardown(test_readonly, setup_ro, teardown),
+		cmocka_unit_test_setup_teardown(test_readonly, setup_ro,
+						teardown),
 		cmocka_unit_test_setup_teardown(test_dirty_log, setup_rw,
 						teardown),
-		cmocka_unit_test_setup_teardown(test_no_interrupt_flag, setup_rw,
-						teardown),
+		cmocka_unit_test_setup_teardown(test_no_interrupt_flag,
+						setup_rw, teardown),
 		cmocka_unit_test_setup_teardown(test_event_idx, setup_rw,
 						teardown),
 		cmocka_unit_test_setup_teardown(test_malformed_chains, setup_rw,
