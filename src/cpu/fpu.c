@@ -18,7 +18,8 @@
  *     It handles RMM, which x86 lacks, and fused multiply-add on hosts
  *     without FMA3. Integer conversions always use it: they are simple on the
  *     bit patterns and x86 has neither saturation nor unsigned 64-bit forms.
- * Sign injection, min/max, compares, classify and moves work on the bits.
+ * Sign injection, min/max, compares, classify, moves and the (exact)
+ * FCVT.D.S work on the bits.
  *
  * MXCSR is used lazily: its flag bits are only cleared when one of them is
  * not already set in the guest's fflags (if it is, the host raising it
@@ -36,7 +37,7 @@
 #error "fpu.c uses the x86-64 SSE unit"
 #endif
 
-/* fcsr.fflags bits (unprivileged spec, "Floating-Point Control and Status Register") */
+/* fcsr.fflags bits (unprivileged spec, F extension, "fcsr") */
 #define FFLAG_NX 0x01u
 #define FFLAG_UF 0x02u
 #define FFLAG_OF 0x04u
@@ -255,11 +256,10 @@ static uint64_t soft_overflow(int d, unsigned sign, unsigned rm)
  * for nonzero bits below it, as long as sig keeps at least prec + 2
  * significant bits) to format d with rounding mode rm.
  *
- * Underflow: RISC-V detects tininess after rounding (unprivileged spec,
- * "Floating-Point Control and Status Register": "Underflow is signalled
- * ... tininess is detected after rounding"): the value is tiny if rounding it
- * to prec bits with an unbounded exponent gives a magnitude below the
- * smallest normal. UF is raised when the result is tiny and inexact.
+ * Underflow: "tininess is detected after rounding" (unprivileged spec, F
+ * extension, "Subnormal Arithmetic"): the value is tiny if rounding it to
+ * prec bits with an unbounded exponent gives a magnitude below the smallest
+ * normal. UF is raised when the result is tiny and inexact.
  */
 static uint64_t soft_round_pack(int d, unsigned sign, int exp, uint64_t sig,
 				unsigned rm, unsigned *fl)
@@ -518,7 +518,7 @@ static FPU_COLD uint64_t soft_fma(int d, uint64_t a, uint64_t b, uint64_t c,
 	inf_x_zero = (fp_isinf(d, a) && fp_iszero(d, b)) ||
 		     (fp_iszero(d, a) && fp_isinf(d, b));
 	if (fp_isnan(d, a) || fp_isnan(d, b) || fp_isnan(d, c)) {
-		/* NV for 0 x inf even with a quiet NaN addend (spec 21.6). */
+		/* 0 x inf raises NV even with a quiet NaN addend (F extension). */
 		if (fp_issnan(d, a) || fp_issnan(d, b) || fp_issnan(d, c) ||
 		    inf_x_zero)
 			*fl |= FFLAG_NV;
@@ -889,14 +889,15 @@ static inline bool host_has_fma(void)
 
 /* FADD, FSUB, FMUL, FDIV, FSQRT */
 static inline __attribute__((always_inline)) uint64_t
-fpu_arith(hart_t *h, int d, unsigned f5, uint64_t a,
-			  uint64_t b, unsigned rm, unsigned *fl)
+fpu_arith(hart_t *h, int d, unsigned f5, uint64_t a, uint64_t b, unsigned rm,
+	  unsigned *fl)
 {
 	uint64_t r;
 
 	/*
-	 * A square root is never exactly halfway between two floats, so RMM
-	 * gives the RNE result there.
+	 * x86 has no RMM: those go to the exact path. A square root is never
+	 * exactly halfway between two floats (its square would need more than
+	 * prec bits), so there RMM gives the RNE result and flags.
 	 */
 	if (rm == RM_RMM && f5 != F5_SQRT) {
 		switch (f5) {
@@ -1002,7 +1003,7 @@ static __attribute__((noinline)) int fpu_fma(hart_t *h, uint32_t insn)
 					       bits_to_s(c)));
 		fl |= hw_end((unsigned)rm);
 		if (fp_isnan(d, r)) {
-			/* x86 does not flag 0 x inf + qNaN (spec 21.6 does). */
+			/* x86 does not flag 0 x inf + qNaN; RISC-V does. */
 			if ((fp_isinf(d, a) && fp_iszero(d, b)) ||
 			    (fp_iszero(d, a) && fp_isinf(d, b)))
 				fl |= FFLAG_NV;
@@ -1198,7 +1199,7 @@ static __attribute__((noinline)) int fpu_op_misc(hart_t *h, uint32_t insn)
 			x = (uint64_t)(int64_t)(int32_t)(uint32_t)x;
 			/* fall through */
 		case 2:		/* L */
-			sign = x >> 63;
+			sign = (unsigned)(x >> 63);
 			mag = sign ? -x : x;
 			break;
 		case 1:		/* WU */
