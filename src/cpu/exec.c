@@ -273,8 +273,47 @@ static inline bool transfer_pending(hart_t *h, uint64_t n, uint64_t limit)
 	       (h->ram_generation != h->ram->generation);
 }
 
+/*
+ * Dispatch key: the major opcode plus instruction bits 12..15. For a 32-bit
+ * instruction that is funct3 (and one don't-care bit); for a compressed one
+ * its quadrant, funct3 (bits 13..15) and bit 12.
+ */
+#define KEY_BITS 11
+static inline unsigned insn_key(uint32_t insn)
+{
+	return (insn & 0x7f) | ((insn >> 5) & 0x780);
+}
+
+static const void *dispatch[1u << KEY_BITS];
+
+/* 32-bit instruction op/funct3 (either value of the don't-care bit). */
+static void dispatch_set32(unsigned op, unsigned f3, const void *target)
+{
+	for (unsigned b = 0; b < 2; b++)
+		dispatch[op | f3 << 7 | b << 10] = target;
+}
+
+static void dispatch_set32_all(unsigned op, const void *target)
+{
+	for (unsigned f3 = 0; f3 < 8; f3++)
+		dispatch_set32(op, f3, target);
+}
+
+/* Compressed quadrant/funct3, for bit 12 = b12 (or both when b12 < 0). */
+static void dispatch_set16(unsigned q, unsigned f3, int b12,
+			   const void *target)
+{
+	for (unsigned b = 0; b < 2; b++) {
+		if (b12 >= 0 && (unsigned)b12 != b)
+			continue;
+		for (unsigned mid = 0; mid < 32; mid++)
+			dispatch[q | mid << 2 | b << 7 | f3 << 8] = target;
+	}
+}
+
 uint64_t hart_run(hart_t *h, uint64_t budget)
 {
+	static bool dispatch_ready;
 	hart_state_t *const s = &h->s;
 	uint64_t *const x = s->x;
 	uint64_t n = 0;			/* instructions executed */
@@ -285,25 +324,44 @@ uint64_t hart_run(hart_t *h, uint64_t budget)
 	uint64_t pgva;			/* guest address of the code page */
 	uint64_t dkey;			/* TLB key for loads and stores */
 	uint32_t insn;
-	unsigned rd, rs1, rs2;
+	unsigned rd;
 	uint64_t v, va, t;
 
 #define PC ((uint64_t)((uintptr_t)cp - addend))
+#define RD ((insn >> 7) & 31)
+#define RS1 ((insn >> 15) & 31)
+#define RS2 ((insn >> 20) & 31)
+#define F3 ((insn >> 12) & 7)
+	/* Compressed register fields: rd'/rs2' (bits 4:2), rs1'/rd' (9:7) */
+#define CRS2P (8 + ((insn >> 2) & 7))
+#define CRS1P (8 + ((insn >> 7) & 7))
+#define CRS2 ((insn >> 2) & 31)
 #define WR(r, val)                                                             \
 	do {                                                                   \
 		uint64_t val_ = (val);                                         \
-		if (likely(r))                                                 \
-			x[r] = val_;                                           \
+		unsigned r_ = (r);                                             \
+		if (likely(r_))                                                \
+			x[r_] = val_;                                          \
+	} while (0)
+	/* Fetch and dispatch the instruction at cp (threaded: every handler
+	 * has its own indirect jump, which predicts much better). */
+#define DISPATCH()                                                             \
+	do {                                                                   \
+		if (unlikely(cp >= cend))                                      \
+			goto fetch_edge;                                       \
+		memcpy(&insn, cp, 4);                                          \
+		n++;                                                           \
+		goto *dispatch[insn_key(insn)];                                \
 	} while (0)
 #define NEXT4                                                                  \
 	do {                                                                   \
 		cp += 4;                                                       \
-		goto next;                                                     \
+		DISPATCH();                                                    \
 	} while (0)
 #define NEXT2                                                                  \
 	do {                                                                   \
 		cp += 2;                                                       \
-		goto next;                                                     \
+		DISPATCH();                                                    \
 	} while (0)
 	/* A control transfer; stays on the code page when nothing is due. */
 #define JUMP(target)                                                           \
@@ -312,10 +370,17 @@ uint64_t hart_run(hart_t *h, uint64_t budget)
 		if (likely((t & ~PAGE_MASK) == pgva &&                         \
 			   !transfer_pending(h, n, limit))) {                  \
 			cp = (const uint8_t *)(uintptr_t)(t + addend);         \
-			goto next;                                             \
+			DISPATCH();                                            \
 		}                                                              \
 		s->pc = t;                                                     \
 		goto transfer;                                                 \
+	} while (0)
+#define BRANCH(cond, imm, len)                                                 \
+	do {                                                                   \
+		if (cond)                                                      \
+			JUMP(PC + (imm));                                      \
+		cp += (len);                                                   \
+		DISPATCH();                                                    \
 	} while (0)
 #define FAULT(cause, tval)                                                     \
 	do {                                                                   \
@@ -334,6 +399,92 @@ uint64_t hart_run(hart_t *h, uint64_t budget)
 	} while (0)
 #define FP_ENABLED() ((s->mstatus & MSTATUS_FS) != 0)
 #define FP_DIRTY() (s->mstatus |= MSTATUS_FS)
+
+	if (unlikely(!dispatch_ready)) {
+		for (unsigned k = 0; k < (1u << KEY_BITS); k++)
+			dispatch[k] = &&illegal;
+		dispatch_set32(0x03, 0, &&i_lb);
+		dispatch_set32(0x03, 1, &&i_lh);
+		dispatch_set32(0x03, 2, &&i_lw);
+		dispatch_set32(0x03, 3, &&i_ld);
+		dispatch_set32(0x03, 4, &&i_lbu);
+		dispatch_set32(0x03, 5, &&i_lhu);
+		dispatch_set32(0x03, 6, &&i_lwu);
+		dispatch_set32(0x07, 2, &&i_flw);
+		dispatch_set32(0x07, 3, &&i_fld);
+		dispatch_set32(0x0f, 0, &&i_fence);
+		dispatch_set32(0x0f, 1, &&i_fence);
+		dispatch_set32(0x13, 0, &&i_addi);
+		dispatch_set32(0x13, 1, &&i_slli);
+		dispatch_set32(0x13, 2, &&i_slti);
+		dispatch_set32(0x13, 3, &&i_sltiu);
+		dispatch_set32(0x13, 4, &&i_xori);
+		dispatch_set32(0x13, 5, &&i_srli);
+		dispatch_set32(0x13, 6, &&i_ori);
+		dispatch_set32(0x13, 7, &&i_andi);
+		dispatch_set32_all(0x17, &&i_auipc);
+		dispatch_set32(0x1b, 0, &&i_addiw);
+		dispatch_set32(0x1b, 1, &&i_slliw);
+		dispatch_set32(0x1b, 5, &&i_srliw);
+		dispatch_set32(0x23, 0, &&i_sb);
+		dispatch_set32(0x23, 1, &&i_sh);
+		dispatch_set32(0x23, 2, &&i_sw);
+		dispatch_set32(0x23, 3, &&i_sd);
+		dispatch_set32(0x27, 2, &&i_fsw);
+		dispatch_set32(0x27, 3, &&i_fsd);
+		dispatch_set32(0x2f, 2, &&i_amo);
+		dispatch_set32(0x2f, 3, &&i_amo);
+		dispatch_set32(0x33, 0, &&i_op0);
+		dispatch_set32(0x33, 1, &&i_op1);
+		dispatch_set32(0x33, 2, &&i_op2);
+		dispatch_set32(0x33, 3, &&i_op3);
+		dispatch_set32(0x33, 4, &&i_op4);
+		dispatch_set32(0x33, 5, &&i_op5);
+		dispatch_set32(0x33, 6, &&i_op6);
+		dispatch_set32(0x33, 7, &&i_op7);
+		dispatch_set32_all(0x37, &&i_lui);
+		dispatch_set32_all(0x3b, &&i_op32);
+		dispatch_set32_all(0x43, &&i_fp);
+		dispatch_set32_all(0x47, &&i_fp);
+		dispatch_set32_all(0x4b, &&i_fp);
+		dispatch_set32_all(0x4f, &&i_fp);
+		dispatch_set32_all(0x53, &&i_fp);
+		dispatch_set32(0x63, 0, &&i_beq);
+		dispatch_set32(0x63, 1, &&i_bne);
+		dispatch_set32(0x63, 4, &&i_blt);
+		dispatch_set32(0x63, 5, &&i_bge);
+		dispatch_set32(0x63, 6, &&i_bltu);
+		dispatch_set32(0x63, 7, &&i_bgeu);
+		dispatch_set32(0x67, 0, &&i_jalr);
+		dispatch_set32_all(0x6f, &&i_jal);
+		dispatch_set32_all(0x73, &&i_system);
+
+		dispatch_set16(0, 0, -1, &&c_addi4spn);
+		dispatch_set16(0, 1, -1, &&c_fld);
+		dispatch_set16(0, 2, -1, &&c_lw);
+		dispatch_set16(0, 3, -1, &&c_ld);
+		dispatch_set16(0, 5, -1, &&c_fsd);
+		dispatch_set16(0, 6, -1, &&c_sw);
+		dispatch_set16(0, 7, -1, &&c_sd);
+		dispatch_set16(1, 0, -1, &&c_addi);
+		dispatch_set16(1, 1, -1, &&c_addiw);
+		dispatch_set16(1, 2, -1, &&c_li);
+		dispatch_set16(1, 3, -1, &&c_lui);
+		dispatch_set16(1, 4, -1, &&c_alu);
+		dispatch_set16(1, 5, -1, &&c_j);
+		dispatch_set16(1, 6, -1, &&c_beqz);
+		dispatch_set16(1, 7, -1, &&c_bnez);
+		dispatch_set16(2, 0, -1, &&c_slli);
+		dispatch_set16(2, 1, -1, &&c_fldsp);
+		dispatch_set16(2, 2, -1, &&c_lwsp);
+		dispatch_set16(2, 3, -1, &&c_ldsp);
+		dispatch_set16(2, 4, 0, &&c_jr_mv);
+		dispatch_set16(2, 4, 1, &&c_jalr_add);
+		dispatch_set16(2, 5, -1, &&c_fsdsp);
+		dispatch_set16(2, 6, -1, &&c_swsp);
+		dispatch_set16(2, 7, -1, &&c_sdsp);
+		__atomic_store_n(&dispatch_ready, true, __ATOMIC_RELEASE);
+	}
 
 	h->insns = 0;
 	hart_update_derived(h);
@@ -369,653 +520,597 @@ transfer:
 	}
 	cp = (const uint8_t *)(uintptr_t)(s->pc + addend);
 	cend = (const uint8_t *)(uintptr_t)(pgva + PAGE_SIZE - 2 + addend);
+	DISPATCH();
 
-next:
-	if (likely(cp < cend)) {
-		memcpy(&insn, cp, 4);
-	} else if (cp == cend) {
+fetch_edge:
+	if (cp > cend) {
+		/* Left the page. */
+		s->pc = PC;
+		goto transfer;
+	} else {
 		/* The last parcel of the page; a 32-bit insn continues on
 		 * the next page, which is translated separately. */
 		uint16_t lo;
 
 		memcpy(&lo, cp, 2);
 		insn = lo;
+		n++;
 		if ((insn & 3) == 3) {
 			uint32_t hi;
 
-			if (!mmu_fetch16(h, PC + 2, &hi)) {
-				n++;	/* undone by the exception path */
+			if (!mmu_fetch16(h, PC + 2, &hi))
 				goto exception;
-			}
 			insn |= hi << 16;
 		}
-	} else {
-		/* Left the page. */
-		s->pc = PC;
-		goto transfer;
-	}
-	n++;
-	rd = (insn >> 7) & 31;
-
-	if ((insn & 3) != 3) {
-		insn &= 0xffff;
-		switch (((insn & 3) << 3) | (insn >> 13)) {
-		case 0x00: /* C.ADDI4SPN; also the all-zero illegal insn */
-			v = cimm_addi4spn(insn);
-			if (!v)
-				goto illegal;
-			x[8 + ((insn >> 2) & 7)] = x[2] + v;
-			NEXT2;
-		case 0x01: /* C.FLD */
-			if (!FP_ENABLED())
-				goto illegal;
-			LOAD(x[8 + ((insn >> 7) & 7)] + cimm_ld(insn), 8, v);
-			s->f[8 + ((insn >> 2) & 7)] = v;
-			FP_DIRTY();
-			NEXT2;
-		case 0x02: /* C.LW */
-			LOAD(x[8 + ((insn >> 7) & 7)] + cimm_lw(insn), 4, v);
-			x[8 + ((insn >> 2) & 7)] = sext32(v);
-			NEXT2;
-		case 0x03: /* C.LD */
-			LOAD(x[8 + ((insn >> 7) & 7)] + cimm_ld(insn), 8, v);
-			x[8 + ((insn >> 2) & 7)] = v;
-			NEXT2;
-		case 0x05: /* C.FSD */
-			if (!FP_ENABLED())
-				goto illegal;
-			STORE(x[8 + ((insn >> 7) & 7)] + cimm_ld(insn), 8,
-			      s->f[8 + ((insn >> 2) & 7)]);
-			NEXT2;
-		case 0x06: /* C.SW */
-			STORE(x[8 + ((insn >> 7) & 7)] + cimm_lw(insn), 4,
-			      x[8 + ((insn >> 2) & 7)]);
-			NEXT2;
-		case 0x07: /* C.SD */
-			STORE(x[8 + ((insn >> 7) & 7)] + cimm_ld(insn), 8,
-			      x[8 + ((insn >> 2) & 7)]);
-			NEXT2;
-		case 0x08: /* C.ADDI, C.NOP (rd = 0: hint) */
-			WR(rd, x[rd] + cimm6(insn));
-			NEXT2;
-		case 0x09: /* C.ADDIW (rd = 0 reserved) */
-			if (!rd)
-				goto illegal;
-			x[rd] = sext32(x[rd] + cimm6(insn));
-			NEXT2;
-		case 0x0a: /* C.LI */
-			WR(rd, cimm6(insn));
-			NEXT2;
-		case 0x0b:
-			if (rd == 2) { /* C.ADDI16SP */
-				v = cimm_addi16sp(insn);
-				if (!v)
-					goto illegal;
-				x[2] += v;
-			} else { /* C.LUI */
-				v = cimm6(insn) << 12;
-				if (!v)
-					goto illegal;
-				WR(rd, v);
-			}
-			NEXT2;
-		case 0x0c: {
-			unsigned r = 8 + ((insn >> 7) & 7);
-			unsigned r2 = 8 + ((insn >> 2) & 7);
-
-			switch ((insn >> 10) & 3) {
-			case 0: /* C.SRLI */
-				x[r] >>= cshamt(insn);
-				break;
-			case 1: /* C.SRAI */
-				x[r] = (uint64_t)((int64_t)x[r] >> cshamt(insn));
-				break;
-			case 2: /* C.ANDI */
-				x[r] &= cimm6(insn);
-				break;
-			default:
-				switch (((insn >> 10) & 4) | ((insn >> 5) & 3)) {
-				case 0: /* C.SUB */
-					x[r] -= x[r2];
-					break;
-				case 1: /* C.XOR */
-					x[r] ^= x[r2];
-					break;
-				case 2: /* C.OR */
-					x[r] |= x[r2];
-					break;
-				case 3: /* C.AND */
-					x[r] &= x[r2];
-					break;
-				case 4: /* C.SUBW */
-					x[r] = sext32(x[r] - x[r2]);
-					break;
-				case 5: /* C.ADDW */
-					x[r] = sext32(x[r] + x[r2]);
-					break;
-				default:
-					goto illegal;
-				}
-			}
-			NEXT2;
-		}
-		case 0x0d: /* C.J */
-			JUMP(PC + cimm_j(insn));
-		case 0x0e: /* C.BEQZ */
-			if (x[8 + ((insn >> 7) & 7)] == 0)
-				JUMP(PC + cimm_b(insn));
-			NEXT2;
-		case 0x0f: /* C.BNEZ */
-			if (x[8 + ((insn >> 7) & 7)] != 0)
-				JUMP(PC + cimm_b(insn));
-			NEXT2;
-		case 0x10: /* C.SLLI */
-			WR(rd, x[rd] << cshamt(insn));
-			NEXT2;
-		case 0x11: /* C.FLDSP */
-			if (!FP_ENABLED())
-				goto illegal;
-			LOAD(x[2] + cimm_ldsp(insn), 8, v);
-			s->f[rd] = v;
-			FP_DIRTY();
-			NEXT2;
-		case 0x12: /* C.LWSP (rd = 0 reserved) */
-			if (!rd)
-				goto illegal;
-			LOAD(x[2] + cimm_lwsp(insn), 4, v);
-			x[rd] = sext32(v);
-			NEXT2;
-		case 0x13: /* C.LDSP (rd = 0 reserved) */
-			if (!rd)
-				goto illegal;
-			LOAD(x[2] + cimm_ldsp(insn), 8, v);
-			x[rd] = v;
-			NEXT2;
-		case 0x14:
-			rs2 = (insn >> 2) & 31;
-			if (!(insn & 0x1000)) {
-				if (rs2) { /* C.MV */
-					WR(rd, x[rs2]);
-					NEXT2;
-				}
-				if (!rd) /* C.JR x0 reserved */
-					goto illegal;
-				JUMP(x[rd] & ~1ull);
-			}
-			if (rs2) { /* C.ADD */
-				WR(rd, x[rd] + x[rs2]);
-				NEXT2;
-			}
-			if (!rd) /* C.EBREAK */
-				FAULT(CAUSE_BREAKPOINT, PC);
-			/* C.JALR */
-			v = x[rd] & ~1ull;
-			x[1] = PC + 2;
-			JUMP(v);
-		case 0x15: /* C.FSDSP */
-			if (!FP_ENABLED())
-				goto illegal;
-			STORE(x[2] + cimm_sdsp(insn), 8, s->f[(insn >> 2) & 31]);
-			NEXT2;
-		case 0x16: /* C.SWSP */
-			STORE(x[2] + cimm_swsp(insn), 4, x[(insn >> 2) & 31]);
-			NEXT2;
-		case 0x17: /* C.SDSP */
-			STORE(x[2] + cimm_sdsp(insn), 8, x[(insn >> 2) & 31]);
-			NEXT2;
-		default:
-			goto illegal;
-		}
+		goto *dispatch[insn_key(insn)];
 	}
 
-	rs1 = (insn >> 15) & 31;
-	rs2 = (insn >> 20) & 31;
-	switch (insn & 0x7f) {
-	case 0x37: /* LUI */
-		WR(rd, imm_u(insn));
-		NEXT4;
-	case 0x17: /* AUIPC */
-		WR(rd, PC + imm_u(insn));
-		NEXT4;
-	case 0x6f: /* JAL */
-		v = PC;
-		WR(rd, v + 4);
-		JUMP(v + imm_j(insn));
-	case 0x67: /* JALR */
-		if ((insn >> 12) & 7)
-			goto illegal;
-		v = (x[rs1] + imm_i(insn)) & ~1ull;
-		WR(rd, PC + 4);
-		JUMP(v);
-	case 0x63: { /* BRANCH */
-		uint64_t a = x[rs1], b = x[rs2];
-		bool taken;
+	/* ---- RV64I ---- */
+i_lui:
+	WR(RD, imm_u(insn));
+	NEXT4;
+i_auipc:
+	WR(RD, PC + imm_u(insn));
+	NEXT4;
+i_jal:
+	v = PC;
+	WR(RD, v + 4);
+	JUMP(v + imm_j(insn));
+i_jalr:
+	v = (x[RS1] + imm_i(insn)) & ~1ull;	/* before rd: rd may be rs1 */
+	WR(RD, PC + 4);
+	JUMP(v);
+i_beq:
+	BRANCH(x[RS1] == x[RS2], imm_b(insn), 4);
+i_bne:
+	BRANCH(x[RS1] != x[RS2], imm_b(insn), 4);
+i_blt:
+	BRANCH((int64_t)x[RS1] < (int64_t)x[RS2], imm_b(insn), 4);
+i_bge:
+	BRANCH((int64_t)x[RS1] >= (int64_t)x[RS2], imm_b(insn), 4);
+i_bltu:
+	BRANCH(x[RS1] < x[RS2], imm_b(insn), 4);
+i_bgeu:
+	BRANCH(x[RS1] >= x[RS2], imm_b(insn), 4);
 
-		switch ((insn >> 12) & 7) {
-		case 0:
-			taken = a == b;
-			break;
-		case 1:
-			taken = a != b;
-			break;
-		case 4:
-			taken = (int64_t)a < (int64_t)b;
-			break;
-		case 5:
-			taken = (int64_t)a >= (int64_t)b;
-			break;
-		case 6:
-			taken = a < b;
-			break;
-		case 7:
-			taken = a >= b;
-			break;
-		default:
-			goto illegal;
-		}
-		if (taken)
-			JUMP(PC + imm_b(insn));
+i_lb:
+	LOAD(x[RS1] + imm_i(insn), 1, v);
+	WR(RD, (uint64_t)(int64_t)(int8_t)v);
+	NEXT4;
+i_lh:
+	LOAD(x[RS1] + imm_i(insn), 2, v);
+	WR(RD, (uint64_t)(int64_t)(int16_t)v);
+	NEXT4;
+i_lw:
+	LOAD(x[RS1] + imm_i(insn), 4, v);
+	WR(RD, sext32(v));
+	NEXT4;
+i_ld:
+	LOAD(x[RS1] + imm_i(insn), 8, v);
+	WR(RD, v);
+	NEXT4;
+i_lbu:
+	LOAD(x[RS1] + imm_i(insn), 1, v);
+	WR(RD, v);
+	NEXT4;
+i_lhu:
+	LOAD(x[RS1] + imm_i(insn), 2, v);
+	WR(RD, v);
+	NEXT4;
+i_lwu:
+	LOAD(x[RS1] + imm_i(insn), 4, v);
+	WR(RD, v);
+	NEXT4;
+i_sb:
+	STORE(x[RS1] + imm_s(insn), 1, x[RS2]);
+	NEXT4;
+i_sh:
+	STORE(x[RS1] + imm_s(insn), 2, x[RS2]);
+	NEXT4;
+i_sw:
+	STORE(x[RS1] + imm_s(insn), 4, x[RS2]);
+	NEXT4;
+i_sd:
+	STORE(x[RS1] + imm_s(insn), 8, x[RS2]);
+	NEXT4;
+
+i_addi:
+	WR(RD, x[RS1] + imm_i(insn));
+	NEXT4;
+i_slli: /* RV64: shamt[5:0]; imm[11:6] must be 0 */
+	if (insn >> 26)
+		goto illegal;
+	WR(RD, x[RS1] << ((insn >> 20) & 63));
+	NEXT4;
+i_slti:
+	WR(RD, (int64_t)x[RS1] < (int64_t)imm_i(insn));
+	NEXT4;
+i_sltiu:
+	WR(RD, x[RS1] < imm_i(insn));
+	NEXT4;
+i_xori:
+	WR(RD, x[RS1] ^ imm_i(insn));
+	NEXT4;
+i_srli: /* SRLI: imm[11:6] = 0, SRAI: 0x10 */
+	if ((insn >> 26) == 0)
+		WR(RD, x[RS1] >> ((insn >> 20) & 63));
+	else if ((insn >> 26) == 0x10)
+		WR(RD, (uint64_t)((int64_t)x[RS1] >> ((insn >> 20) & 63)));
+	else
+		goto illegal;
+	NEXT4;
+i_ori:
+	WR(RD, x[RS1] | imm_i(insn));
+	NEXT4;
+i_andi:
+	WR(RD, x[RS1] & imm_i(insn));
+	NEXT4;
+
+i_addiw:
+	WR(RD, sext32(x[RS1] + imm_i(insn)));
+	NEXT4;
+i_slliw:
+	if (insn >> 25)
+		goto illegal;
+	WR(RD, sext32((uint32_t)x[RS1] << RS2));
+	NEXT4;
+i_srliw:
+	if ((insn >> 25) == 0)
+		WR(RD, sext32((uint32_t)x[RS1] >> RS2));
+	else if ((insn >> 25) == 0x20)
+		WR(RD, (uint64_t)(int64_t)((int32_t)x[RS1] >> RS2));
+	else
+		goto illegal;
+	NEXT4;
+
+	/* OP, by funct3; funct7 0x00 base, 0x20 SUB/SRA, 0x01 M extension */
+i_op0:
+	switch (insn >> 25) {
+	case 0x00:
+		WR(RD, x[RS1] + x[RS2]);
+		NEXT4;
+	case 0x20:
+		WR(RD, x[RS1] - x[RS2]);
+		NEXT4;
+	case 0x01:
+		WR(RD, x[RS1] * x[RS2]);
 		NEXT4;
 	}
-	case 0x03: /* LOAD */
-		va = x[rs1] + imm_i(insn);
-		switch ((insn >> 12) & 7) {
-		case 0: /* LB */
-			LOAD(va, 1, v);
-			v = (uint64_t)(int64_t)(int8_t)v;
-			break;
-		case 1: /* LH */
-			LOAD(va, 2, v);
-			v = (uint64_t)(int64_t)(int16_t)v;
-			break;
-		case 2: /* LW */
-			LOAD(va, 4, v);
-			v = sext32(v);
-			break;
-		case 3: /* LD */
-			LOAD(va, 8, v);
-			break;
-		case 4: /* LBU */
-			LOAD(va, 1, v);
-			break;
-		case 5: /* LHU */
-			LOAD(va, 2, v);
-			break;
-		case 6: /* LWU */
-			LOAD(va, 4, v);
-			break;
-		default:
-			goto illegal;
-		}
-		WR(rd, v);
+	goto illegal;
+i_op1:
+	switch (insn >> 25) {
+	case 0x00: /* SLL */
+		WR(RD, x[RS1] << (x[RS2] & 63));
 		NEXT4;
-	case 0x23: /* STORE */
-		va = x[rs1] + imm_s(insn);
-		switch ((insn >> 12) & 7) {
-		case 0:
-			STORE(va, 1, x[rs2]);
-			break;
-		case 1:
-			STORE(va, 2, x[rs2]);
-			break;
-		case 2:
-			STORE(va, 4, x[rs2]);
-			break;
-		case 3:
-			STORE(va, 8, x[rs2]);
-			break;
-		default:
-			goto illegal;
-		}
-		NEXT4;
-	case 0x13: { /* OP-IMM */
-		uint64_t a = x[rs1], imm = imm_i(insn);
-
-		switch ((insn >> 12) & 7) {
-		case 0: /* ADDI */
-			v = a + imm;
-			break;
-		case 1: /* SLLI: imm[11:6] must be 0 */
-			if (insn >> 26)
-				goto illegal;
-			v = a << (imm & 63);
-			break;
-		case 2: /* SLTI */
-			v = (int64_t)a < (int64_t)imm;
-			break;
-		case 3: /* SLTIU */
-			v = a < imm;
-			break;
-		case 4: /* XORI */
-			v = a ^ imm;
-			break;
-		case 5:
-			if ((insn >> 26) == 0) /* SRLI */
-				v = a >> (imm & 63);
-			else if ((insn >> 26) == 0x10) /* SRAI */
-				v = (uint64_t)((int64_t)a >> (imm & 63));
-			else
-				goto illegal;
-			break;
-		case 6: /* ORI */
-			v = a | imm;
-			break;
-		default: /* ANDI */
-			v = a & imm;
-			break;
-		}
-		WR(rd, v);
+	case 0x01: /* MULH */
+		WR(RD, mulh(x[RS1], x[RS2]));
 		NEXT4;
 	}
-	case 0x1b: { /* OP-IMM-32 */
-		uint64_t a = x[rs1];
-		unsigned f7 = insn >> 25;
-
-		switch ((insn >> 12) & 7) {
-		case 0: /* ADDIW */
-			v = sext32(a + imm_i(insn));
-			break;
-		case 1: /* SLLIW */
-			if (f7)
-				goto illegal;
-			v = sext32((uint32_t)a << rs2);
-			break;
-		case 5:
-			if (f7 == 0) /* SRLIW */
-				v = sext32((uint32_t)a >> rs2);
-			else if (f7 == 0x20) /* SRAIW */
-				v = (uint64_t)(int64_t)((int32_t)a >> rs2);
-			else
-				goto illegal;
-			break;
-		default:
-			goto illegal;
-		}
-		WR(rd, v);
+	goto illegal;
+i_op2:
+	switch (insn >> 25) {
+	case 0x00: /* SLT */
+		WR(RD, (int64_t)x[RS1] < (int64_t)x[RS2]);
+		NEXT4;
+	case 0x01: /* MULHSU */
+		WR(RD, mulhsu(x[RS1], x[RS2]));
 		NEXT4;
 	}
-	case 0x33: { /* OP */
-		uint64_t a = x[rs1], b = x[rs2];
-
-		switch ((insn >> 25) << 3 | ((insn >> 12) & 7)) {
-		case 0x000: /* ADD */
-			v = a + b;
-			break;
-		case 0x100: /* SUB */
-			v = a - b;
-			break;
-		case 0x001: /* SLL */
-			v = a << (b & 63);
-			break;
-		case 0x002: /* SLT */
-			v = (int64_t)a < (int64_t)b;
-			break;
-		case 0x003: /* SLTU */
-			v = a < b;
-			break;
-		case 0x004: /* XOR */
-			v = a ^ b;
-			break;
-		case 0x005: /* SRL */
-			v = a >> (b & 63);
-			break;
-		case 0x105: /* SRA */
-			v = (uint64_t)((int64_t)a >> (b & 63));
-			break;
-		case 0x006: /* OR */
-			v = a | b;
-			break;
-		case 0x007: /* AND */
-			v = a & b;
-			break;
-		case 0x008: /* MUL */
-			v = a * b;
-			break;
-		case 0x009: /* MULH */
-			v = mulh(a, b);
-			break;
-		case 0x00a: /* MULHSU */
-			v = mulhsu(a, b);
-			break;
-		case 0x00b: /* MULHU */
-			v = mulhu(a, b);
-			break;
-		case 0x00c: /* DIV */
-			v = div64(a, b);
-			break;
-		case 0x00d: /* DIVU */
-			v = b ? a / b : UINT64_MAX;
-			break;
-		case 0x00e: /* REM */
-			v = rem64(a, b);
-			break;
-		case 0x00f: /* REMU */
-			v = b ? a % b : a;
-			break;
-		default:
-			goto illegal;
-		}
-		WR(rd, v);
+	goto illegal;
+i_op3:
+	switch (insn >> 25) {
+	case 0x00: /* SLTU */
+		WR(RD, x[RS1] < x[RS2]);
+		NEXT4;
+	case 0x01: /* MULHU */
+		WR(RD, mulhu(x[RS1], x[RS2]));
 		NEXT4;
 	}
-	case 0x3b: { /* OP-32 */
-		uint64_t a = x[rs1], b = x[rs2];
-
-		switch ((insn >> 25) << 3 | ((insn >> 12) & 7)) {
-		case 0x000: /* ADDW */
-			v = sext32(a + b);
-			break;
-		case 0x100: /* SUBW */
-			v = sext32(a - b);
-			break;
-		case 0x001: /* SLLW */
-			v = sext32((uint32_t)a << (b & 31));
-			break;
-		case 0x005: /* SRLW */
-			v = sext32((uint32_t)a >> (b & 31));
-			break;
-		case 0x105: /* SRAW */
-			v = (uint64_t)(int64_t)((int32_t)a >> (b & 31));
-			break;
-		case 0x008: /* MULW */
-			v = sext32(a * b);
-			break;
-		case 0x00c: /* DIVW */
-			v = div32(a, b);
-			break;
-		case 0x00d: /* DIVUW */
-			v = divu32(a, b);
-			break;
-		case 0x00e: /* REMW */
-			v = rem32(a, b);
-			break;
-		case 0x00f: /* REMUW */
-			v = remu32(a, b);
-			break;
-		default:
-			goto illegal;
-		}
-		WR(rd, v);
+	goto illegal;
+i_op4:
+	switch (insn >> 25) {
+	case 0x00: /* XOR */
+		WR(RD, x[RS1] ^ x[RS2]);
+		NEXT4;
+	case 0x01: /* DIV */
+		WR(RD, div64(x[RS1], x[RS2]));
 		NEXT4;
 	}
-	case 0x0f: /* MISC-MEM */
-		switch ((insn >> 12) & 7) {
-		case 0: /* FENCE, PAUSE: one hart, accesses in order */
-			NEXT4;
-		case 1: /* FENCE.I: nothing decoded is cached */
-			NEXT4;
-		default:
-			goto illegal;
-		}
-	case 0x2f: { /* AMO */
-		unsigned f5 = insn >> 27, size;
-		bool word;
-
-		switch ((insn >> 12) & 7) {
-		case 2:
-			size = 4;
-			break;
-		case 3:
-			size = 8;
-			break;
-		default:
-			goto illegal;
-		}
-		word = size == 4;
-		va = x[rs1];
-		if (f5 == AMO_LR) {
-			if (rs2)
-				goto illegal;
-			if (va & (size - 1))
-				FAULT(CAUSE_LOAD_MISALIGNED, va);
-			LOAD(va, size, v);
-			s->reservation = va;
-			WR(rd, word ? sext32(v) : v);
-			NEXT4;
-		}
-		if (f5 != AMO_SC && !((AMO_VALID >> f5) & 1))
-			goto illegal;
-		if (va & (size - 1))
-			FAULT(CAUSE_STORE_MISALIGNED, va);
-		if (f5 == AMO_SC) {
-			if (s->reservation != va) {
-				s->reservation = UINT64_MAX;
-				WR(rd, 1);
-				NEXT4;
-			}
-			STORE(va, size, x[rs2]);
-			s->reservation = UINT64_MAX;
-			WR(rd, 0);
-			NEXT4;
-		} else {
-			uint8_t *p = mmu_amo_ptr(h, va, size, dkey);
-			uint64_t old = 0, nv;
-
-			if (!p)
-				goto exception;
-			memcpy(&old, p, size);
-			nv = amo_compute(f5, old, x[rs2], word);
-			memcpy(p, &nv, size);
-			WR(rd, word ? sext32(old) : old);
-			NEXT4;
-		}
+	goto illegal;
+i_op5:
+	switch (insn >> 25) {
+	case 0x00: /* SRL */
+		WR(RD, x[RS1] >> (x[RS2] & 63));
+		NEXT4;
+	case 0x20: /* SRA */
+		WR(RD, (uint64_t)((int64_t)x[RS1] >> (x[RS2] & 63)));
+		NEXT4;
+	case 0x01: /* DIVU */
+		WR(RD, x[RS2] ? x[RS1] / x[RS2] : UINT64_MAX);
+		NEXT4;
 	}
-	case 0x07: /* LOAD-FP */
-		if (!FP_ENABLED())
-			goto illegal;
-		va = x[rs1] + imm_i(insn);
-		switch ((insn >> 12) & 7) {
-		case 2: /* FLW: NaN-boxed */
-			LOAD(va, 4, v);
-			s->f[rd] = v | 0xffffffff00000000ull;
-			break;
-		case 3: /* FLD */
-			LOAD(va, 8, v);
-			s->f[rd] = v;
-			break;
-		default:
-			goto illegal;
-		}
-		FP_DIRTY();
+	goto illegal;
+i_op6:
+	switch (insn >> 25) {
+	case 0x00: /* OR */
+		WR(RD, x[RS1] | x[RS2]);
 		NEXT4;
-	case 0x27: /* STORE-FP */
-		if (!FP_ENABLED())
-			goto illegal;
-		va = x[rs1] + imm_s(insn);
-		switch ((insn >> 12) & 7) {
-		case 2: /* FSW */
-			STORE(va, 4, s->f[rs2]);
-			break;
-		case 3: /* FSD */
-			STORE(va, 8, s->f[rs2]);
-			break;
-		default:
-			goto illegal;
-		}
+	case 0x01: /* REM */
+		WR(RD, rem64(x[RS1], x[RS2]));
 		NEXT4;
-	case 0x43: /* MADD */
-	case 0x47: /* MSUB */
-	case 0x4b: /* NMSUB */
-	case 0x4f: /* NMADD */
-	case 0x53: /* OP-FP */
-		if (fpu_exec(h, insn))
-			goto illegal;
-		NEXT4;
-	case 0x73: { /* SYSTEM */
-		unsigned f3 = (insn >> 12) & 7;
-		uint64_t old;
-
-		if (f3 == 0) {
-			s->pc = PC;
-			switch (insn) {
-			case 0x00000073: /* ECALL */
-				if (s->priv == PRV_S && h->sbi_builtin) {
-					/* Firmware answers in place (sbi.h). */
-					h->insns = n - 1;
-					sbi_ecall(h);
-					s->pc += 4;
-					goto transfer;
-				}
-				FAULT(s->priv == PRV_U	 ? CAUSE_ECALL_U
-				      : s->priv == PRV_S ? CAUSE_ECALL_S
-							 : CAUSE_ECALL_M,
-				      0);
-			case 0x00100073: /* EBREAK */
-				FAULT(CAUSE_BREAKPOINT, PC);
-			case 0x10200073: /* SRET */
-				if (!hart_sret(h))
-					goto illegal;
-				goto transfer;
-			case 0x30200073: /* MRET */
-				if (!hart_mret(h))
-					goto illegal;
-				goto transfer;
-			case 0x10500073: /* WFI (3.3.3) */
-				if (s->priv == PRV_U ||
-				    (s->priv == PRV_S &&
-				     (s->mstatus & MSTATUS_TW)))
-					goto illegal;
-				s->pc += 4;
-				if (hart_mip(h) & s->mie)
-					goto transfer;
-				s->wfi = 1;
-				goto out;
-			default:
-				break;
-			}
-			if ((insn & 0xfe007fff) == 0x12000073) {
-				/* SFENCE.VMA (4.2.1): every translation. */
-				if (s->priv == PRV_U ||
-				    (s->priv == PRV_S &&
-				     (s->mstatus & MSTATUS_TVM)))
-					goto illegal;
-				mmu_tlb_flush_all(h);
-				s->pc += 4;
-				goto transfer;
-			}
-			goto illegal;
-		}
-		if (f3 == 4)
-			goto illegal;
-		/* Zicsr; rs1 = x0 / uimm = 0 means no write for RS and RC. */
-		v = (f3 & 4) ? rs1 : x[rs1];
-		s->pc = PC;
-		h->insns = n - 1;
-		if (!csr_op(h, insn >> 20, (enum csr_op)(f3 & 3), v,
-			    (f3 & 3) == CSR_OP_RW || rs1 != 0, &old))
-			goto illegal;
-		WR(rd, old);
-		/* The write may have unmasked an interrupt or changed
-		 * translation: re-derive at the transfer point. */
-		s->pc += 4;
-		goto transfer;
 	}
+	goto illegal;
+i_op7:
+	switch (insn >> 25) {
+	case 0x00: /* AND */
+		WR(RD, x[RS1] & x[RS2]);
+		NEXT4;
+	case 0x01: /* REMU */
+		WR(RD, x[RS2] ? x[RS1] % x[RS2] : x[RS1]);
+		NEXT4;
+	}
+	goto illegal;
+
+i_op32: {
+	uint64_t a = x[RS1], b = x[RS2];
+
+	switch ((insn >> 25) << 3 | F3) {
+	case 0x000: /* ADDW */
+		v = sext32(a + b);
+		break;
+	case 0x100: /* SUBW */
+		v = sext32(a - b);
+		break;
+	case 0x001: /* SLLW */
+		v = sext32((uint32_t)a << (b & 31));
+		break;
+	case 0x005: /* SRLW */
+		v = sext32((uint32_t)a >> (b & 31));
+		break;
+	case 0x105: /* SRAW */
+		v = (uint64_t)(int64_t)((int32_t)a >> (b & 31));
+		break;
+	case 0x008: /* MULW */
+		v = sext32(a * b);
+		break;
+	case 0x00c: /* DIVW */
+		v = div32(a, b);
+		break;
+	case 0x00d: /* DIVUW */
+		v = divu32(a, b);
+		break;
+	case 0x00e: /* REMW */
+		v = rem32(a, b);
+		break;
+	case 0x00f: /* REMUW */
+		v = remu32(a, b);
+		break;
 	default:
 		goto illegal;
 	}
+	WR(RD, v);
+	NEXT4;
+}
+
+i_fence:
+	/* FENCE, PAUSE: one hart, accesses already in order. FENCE.I:
+	 * nothing decoded is cached. */
+	NEXT4;
+
+i_amo: {
+	unsigned f5 = insn >> 27, size = F3 == 2 ? 4 : 8;
+	bool word = size == 4;
+
+	va = x[RS1];
+	if (f5 == AMO_LR) {
+		if (RS2)
+			goto illegal;
+		if (va & (size - 1))
+			FAULT(CAUSE_LOAD_MISALIGNED, va);
+		LOAD(va, size, v);
+		s->reservation = va;
+		WR(RD, word ? sext32(v) : v);
+		NEXT4;
+	}
+	if (f5 != AMO_SC && !((AMO_VALID >> f5) & 1))
+		goto illegal;
+	if (va & (size - 1))
+		FAULT(CAUSE_STORE_MISALIGNED, va);
+	if (f5 == AMO_SC) {
+		/* Fails unless this hart's reservation covers va. */
+		if (s->reservation != va) {
+			s->reservation = UINT64_MAX;
+			WR(RD, 1);
+			NEXT4;
+		}
+		STORE(va, size, x[RS2]);
+		s->reservation = UINT64_MAX;
+		WR(RD, 0);
+		NEXT4;
+	} else {
+		uint8_t *p = mmu_amo_ptr(h, va, size, dkey);
+		uint64_t old = 0, nv;
+
+		if (!p)
+			goto exception;
+		memcpy(&old, p, size);
+		nv = amo_compute(f5, old, x[RS2], word);
+		memcpy(p, &nv, size);
+		WR(RD, word ? sext32(old) : old);
+		NEXT4;
+	}
+}
+
+	/* ---- F/D loads and stores; arithmetic in fpu.c ---- */
+i_flw:
+	if (!FP_ENABLED())
+		goto illegal;
+	LOAD(x[RS1] + imm_i(insn), 4, v);
+	s->f[RD] = v | 0xffffffff00000000ull;	/* NaN-boxed */
+	FP_DIRTY();
+	NEXT4;
+i_fld:
+	if (!FP_ENABLED())
+		goto illegal;
+	LOAD(x[RS1] + imm_i(insn), 8, v);
+	s->f[RD] = v;
+	FP_DIRTY();
+	NEXT4;
+i_fsw:
+	if (!FP_ENABLED())
+		goto illegal;
+	STORE(x[RS1] + imm_s(insn), 4, s->f[RS2]);
+	NEXT4;
+i_fsd:
+	if (!FP_ENABLED())
+		goto illegal;
+	STORE(x[RS1] + imm_s(insn), 8, s->f[RS2]);
+	NEXT4;
+i_fp:
+	if (fpu_exec(h, insn))
+		goto illegal;
+	NEXT4;
+
+i_system: {
+	unsigned f3 = F3;
+	uint64_t old;
+
+	s->pc = PC;
+	if (f3 == 0) {
+		switch (insn) {
+		case 0x00000073: /* ECALL */
+			if (s->priv == PRV_S && h->sbi_builtin) {
+				/* Firmware answers in place (sbi.h). */
+				h->insns = n - 1;
+				sbi_ecall(h);
+				s->pc += 4;
+				goto transfer;
+			}
+			FAULT(s->priv == PRV_U	 ? CAUSE_ECALL_U
+			      : s->priv == PRV_S ? CAUSE_ECALL_S
+						 : CAUSE_ECALL_M,
+			      0);
+		case 0x00100073: /* EBREAK */
+			FAULT(CAUSE_BREAKPOINT, s->pc);
+		case 0x10200073: /* SRET */
+			if (!hart_sret(h))
+				goto illegal;
+			goto transfer;
+		case 0x30200073: /* MRET */
+			if (!hart_mret(h))
+				goto illegal;
+			goto transfer;
+		case 0x10500073: /* WFI (3.3.3) */
+			if (s->priv == PRV_U ||
+			    (s->priv == PRV_S && (s->mstatus & MSTATUS_TW)))
+				goto illegal;
+			s->pc += 4;
+			if (hart_mip(h) & s->mie)
+				goto transfer;
+			s->wfi = 1;
+			goto out;
+		default:
+			break;
+		}
+		if ((insn & 0xfe007fff) == 0x12000073) {
+			/* SFENCE.VMA (4.2.1): drop every translation. */
+			if (s->priv == PRV_U ||
+			    (s->priv == PRV_S && (s->mstatus & MSTATUS_TVM)))
+				goto illegal;
+			mmu_tlb_flush_all(h);
+			s->pc += 4;
+			goto transfer;
+		}
+		goto illegal;
+	}
+	if (f3 == 4)
+		goto illegal;
+	/* Zicsr; rs1 = x0 / uimm = 0 means no write for RS and RC. */
+	v = (f3 & 4) ? RS1 : x[RS1];
+	h->insns = n - 1;
+	if (!csr_op(h, insn >> 20, (enum csr_op)(f3 & 3), v,
+		    (f3 & 3) == CSR_OP_RW || RS1 != 0, &old))
+		goto illegal;
+	WR(RD, old);
+	/* The write may have unmasked an interrupt or changed translation:
+	 * re-derive at the transfer point. */
+	s->pc += 4;
+	goto transfer;
+}
+
+	/* ---- Compressed (unprivileged spec chapter 16) ---- */
+c_addi4spn: /* also catches the all-zero illegal instruction */
+	insn &= 0xffff;
+	v = cimm_addi4spn(insn);
+	if (!v)
+		goto illegal;
+	x[CRS2P] = x[2] + v;
+	NEXT2;
+c_fld:
+	insn &= 0xffff;
+	if (!FP_ENABLED())
+		goto illegal;
+	LOAD(x[CRS1P] + cimm_ld(insn), 8, v);
+	s->f[CRS2P] = v;
+	FP_DIRTY();
+	NEXT2;
+c_lw:
+	LOAD(x[CRS1P] + cimm_lw(insn), 4, v);
+	x[CRS2P] = sext32(v);
+	NEXT2;
+c_ld:
+	LOAD(x[CRS1P] + cimm_ld(insn), 8, v);
+	x[CRS2P] = v;
+	NEXT2;
+c_fsd:
+	insn &= 0xffff;
+	if (!FP_ENABLED())
+		goto illegal;
+	STORE(x[CRS1P] + cimm_ld(insn), 8, s->f[CRS2P]);
+	NEXT2;
+c_sw:
+	STORE(x[CRS1P] + cimm_lw(insn), 4, x[CRS2P]);
+	NEXT2;
+c_sd:
+	STORE(x[CRS1P] + cimm_ld(insn), 8, x[CRS2P]);
+	NEXT2;
+c_addi: /* C.NOP and rd = 0 are hints */
+	rd = RD;
+	WR(rd, x[rd] + cimm6(insn));
+	NEXT2;
+c_addiw: /* rd = 0 reserved */
+	insn &= 0xffff;
+	rd = RD;
+	if (!rd)
+		goto illegal;
+	x[rd] = sext32(x[rd] + cimm6(insn));
+	NEXT2;
+c_li:
+	WR(RD, cimm6(insn));
+	NEXT2;
+c_lui: /* rd = 2: C.ADDI16SP; zero immediates reserved */
+	insn &= 0xffff;
+	rd = RD;
+	if (rd == 2) {
+		v = cimm_addi16sp(insn);
+		if (!v)
+			goto illegal;
+		x[2] += v;
+	} else {
+		v = cimm6(insn) << 12;
+		if (!v)
+			goto illegal;
+		WR(rd, v);
+	}
+	NEXT2;
+c_alu: {
+	unsigned r = CRS1P, r2 = CRS2P;
+
+	insn &= 0xffff;
+	switch ((insn >> 10) & 3) {
+	case 0: /* C.SRLI */
+		x[r] >>= cshamt(insn);
+		NEXT2;
+	case 1: /* C.SRAI */
+		x[r] = (uint64_t)((int64_t)x[r] >> cshamt(insn));
+		NEXT2;
+	case 2: /* C.ANDI */
+		x[r] &= cimm6(insn);
+		NEXT2;
+	}
+	switch (((insn >> 10) & 4) | ((insn >> 5) & 3)) {
+	case 0: /* C.SUB */
+		x[r] -= x[r2];
+		NEXT2;
+	case 1: /* C.XOR */
+		x[r] ^= x[r2];
+		NEXT2;
+	case 2: /* C.OR */
+		x[r] |= x[r2];
+		NEXT2;
+	case 3: /* C.AND */
+		x[r] &= x[r2];
+		NEXT2;
+	case 4: /* C.SUBW */
+		x[r] = sext32(x[r] - x[r2]);
+		NEXT2;
+	case 5: /* C.ADDW */
+		x[r] = sext32(x[r] + x[r2]);
+		NEXT2;
+	}
+	goto illegal;
+}
+c_j:
+	JUMP(PC + cimm_j(insn));
+c_beqz:
+	BRANCH(x[CRS1P] == 0, cimm_b(insn), 2);
+c_bnez:
+	BRANCH(x[CRS1P] != 0, cimm_b(insn), 2);
+c_slli: /* rd = 0 and shamt = 0 are hints */
+	rd = RD;
+	WR(rd, x[rd] << cshamt(insn));
+	NEXT2;
+c_fldsp:
+	insn &= 0xffff;
+	if (!FP_ENABLED())
+		goto illegal;
+	LOAD(x[2] + cimm_ldsp(insn), 8, v);
+	s->f[RD] = v;
+	FP_DIRTY();
+	NEXT2;
+c_lwsp: /* rd = 0 reserved */
+	insn &= 0xffff;
+	if (!RD)
+		goto illegal;
+	LOAD(x[2] + cimm_lwsp(insn), 4, v);
+	x[RD] = sext32(v);
+	NEXT2;
+c_ldsp: /* rd = 0 reserved */
+	insn &= 0xffff;
+	if (!RD)
+		goto illegal;
+	LOAD(x[2] + cimm_ldsp(insn), 8, v);
+	x[RD] = v;
+	NEXT2;
+c_jr_mv:
+	if (CRS2) { /* C.MV */
+		WR(RD, x[CRS2]);
+		NEXT2;
+	}
+	insn &= 0xffff;
+	if (!RD) /* C.JR with rs1 = x0 is reserved */
+		goto illegal;
+	JUMP(x[RD] & ~1ull);
+c_jalr_add:
+	if (CRS2) { /* C.ADD */
+		rd = RD;
+		WR(rd, x[rd] + x[CRS2]);
+		NEXT2;
+	}
+	insn &= 0xffff;
+	if (!RD) /* C.EBREAK */
+		FAULT(CAUSE_BREAKPOINT, PC);
+	/* C.JALR; target read before the link (rs1 may be ra) */
+	v = x[RD] & ~1ull;
+	x[1] = PC + 2;
+	JUMP(v);
+c_fsdsp:
+	insn &= 0xffff;
+	if (!FP_ENABLED())
+		goto illegal;
+	STORE(x[2] + cimm_sdsp(insn), 8, s->f[CRS2]);
+	NEXT2;
+c_swsp:
+	STORE(x[2] + cimm_swsp(insn), 4, x[CRS2]);
+	NEXT2;
+c_sdsp:
+	STORE(x[2] + cimm_sdsp(insn), 8, x[CRS2]);
+	NEXT2;
 
 illegal:
-	/* tval = the instruction bits (3.1.16) */
+	/* tval = the instruction bits (3.1.16); 16 of them if compressed */
+	if ((insn & 3) != 3)
+		insn &= 0xffff;
 	hart_fault(h, CAUSE_ILLEGAL_INSN, insn);
 exception:
 	/* The instruction at cp traps and does not retire. */
@@ -1033,10 +1128,19 @@ out:
 	return n;
 
 #undef PC
+#undef RD
+#undef RS1
+#undef RS2
+#undef F3
+#undef CRS2P
+#undef CRS1P
+#undef CRS2
 #undef WR
+#undef DISPATCH
 #undef NEXT4
 #undef NEXT2
 #undef JUMP
+#undef BRANCH
 #undef FAULT
 #undef LOAD
 #undef STORE

@@ -114,7 +114,14 @@ mmu_load(hart_t *h, uint64_t va, unsigned size, uint64_t key, uint64_t *val)
 		}
 		return true;
 	}
-	return mmu_load_slow(h, va, size, val);
+	{
+		/* Keeps *val out of memory on the fast path. */
+		uint64_t tmp = 0;
+		bool ok = mmu_load_slow(h, va, size, &tmp);
+
+		*val = tmp;
+		return ok;
+	}
 }
 
 static inline __attribute__((always_inline)) bool

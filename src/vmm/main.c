@@ -204,13 +204,18 @@ static int parse_args(int argc, char **argv, vmm_opts_t *o)
 	if (!o->kernel) {
 		const char *dir = getenv("TERN_GUEST_DIR");
 		const char *home = getenv("HOME");
-		char base[PATH_MAX];
+		char base[PATH_MAX - 16];
+		int n;
 
 		if (dir && *dir)
-			snprintf(base, sizeof(base), "%s", dir);
+			n = snprintf(base, sizeof(base), "%s", dir);
 		else
-			snprintf(base, sizeof(base), "%s/.cache/tern/guest",
-				 home ? home : "");
+			n = snprintf(base, sizeof(base), "%s/.cache/tern/guest",
+				     home ? home : "");
+		if (n < 0 || (size_t)n >= sizeof(base)) {
+			log_error("default guest directory name too long");
+			return -1;
+		}
 		snprintf(o->default_kernel, sizeof(o->default_kernel), "%s/Image", base);
 		snprintf(o->default_initrd, sizeof(o->default_initrd), "%s/initrd.img", base);
 		if (access(o->default_kernel, R_OK) || access(o->default_initrd, R_OK)) {
