@@ -79,3 +79,16 @@ def test_help_and_version():
     assert r.returncode == 0 and "--kernel" in r.stdout and "Ctrl-A x" in r.stdout
     r = run_vmm("--version")
     assert r.returncode == 0 and r.stdout.startswith("tern-vmm ")
+
+
+def test_guest_reboot_boots_again(guest, vms, workdir):
+    disk = workdir / "disk.img"
+    make_ext4(disk)
+    vm = vms("--disk", disk)
+    vm.wait_ready()
+    vm.run("echo before-reboot > /mnt/r && sync && echo synced=$?", r"synced=0")
+    vm.child.sendline("reboot")
+    vm.wait_ready()  # the same process boots the guest a second time
+    vm.run("cat /mnt/r", r"before-reboot")
+    vm.child.sendline("poweroff")
+    assert vm.wait_exit() == 0
