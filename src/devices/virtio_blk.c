@@ -43,6 +43,7 @@ struct virtio_blk {
 	struct virtio_mmio *t;
 	int fd;
 	bool readonly;
+	char *path;		      /* canonical image path, for describe */
 	uint64_t capacity;	      /* 512-byte sectors */
 	char id[VIRTIO_BLK_ID_BYTES]; /* GET_ID answer, NUL-padded */
 	uint8_t config[BLK_CONFIG_SIZE];
@@ -214,7 +215,28 @@ static void blk_destroy(void *dev)
 	struct virtio_blk *b = dev;
 
 	close(b->fd); /* also drops the flock, if any */
+	free(b->path);
 	free(b);
+}
+
+/*
+ * The identity a migration destination compares (docs/migration-stream.md,
+ * MACHINE record): with shared storage both ends open the same image at the
+ * same path, of the same size, with the same access and guest-visible serial.
+ */
+static int blk_describe(void *dev, char *buf, size_t len)
+{
+	const struct virtio_blk *b = dev;
+	char serial[VIRTIO_BLK_ID_BYTES + 1];
+	int n;
+
+	memcpy(serial, b->id, VIRTIO_BLK_ID_BYTES);
+	serial[VIRTIO_BLK_ID_BYTES] = '\0';
+	n = snprintf(buf, len, "virtio-blk path=%s size=%llu ro=%d serial=%s",
+		     b->path,
+		     (unsigned long long)b->capacity * VIRTIO_BLK_SECTOR_SIZE,
+		     b->readonly ? 1 : 0, serial);
+	return n < 0 || (size_t)n >= len ? -1 : 0;
 }
 
 static const struct virtio_device_ops blk_ops = {
@@ -226,6 +248,7 @@ static const struct virtio_device_ops blk_ops = {
 	.config_read = blk_config_read,
 	.queue_notify = blk_queue_notify,
 	.destroy = blk_destroy,
+	.describe = blk_describe,
 };
 
 static int blk_open(struct virtio_blk *b, const struct virtio_blk_opts *o,
@@ -267,6 +290,14 @@ static int blk_open(struct virtio_blk *b, const struct virtio_blk_opts *o,
 		return -1;
 	}
 	b->capacity = (uint64_t)size / VIRTIO_BLK_SECTOR_SIZE;
+	/* Canonical, so "disk.img" and "./disk.img" name the same image. */
+	b->path = realpath(o->path, NULL);
+	if (!b->path)
+		b->path = strdup(o->path);
+	if (!b->path) {
+		snprintf(err, errlen, "virtio-blk: out of memory");
+		return -1;
+	}
 	if (o->lock &&
 	    flock(b->fd, (o->readonly ? LOCK_SH : LOCK_EX) | LOCK_NB)) {
 		snprintf(err, errlen, "disk image %s is in use%s: %s", o->path,
@@ -308,6 +339,7 @@ struct virtio_blk *virtio_blk_new_opts(machine_t *m,
 fail:
 	if (b->fd >= 0)
 		close(b->fd);
+	free(b->path);
 	free(b);
 	return NULL;
 }

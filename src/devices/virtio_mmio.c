@@ -531,12 +531,26 @@ static void virtio_mmio_destroy(void *opaque)
 	free(t);
 }
 
+/* The device's identity is the backend's (a disk image, a TAP device). */
+static int virtio_mmio_describe(void *opaque, char *buf, size_t len)
+{
+	struct virtio_mmio *t = opaque;
+
+	if (!t->ops->describe) {
+		if (len)
+			buf[0] = '\0';
+		return 0;
+	}
+	return t->ops->describe(t->dev, buf, len);
+}
+
 static const device_ops_t virtio_mmio_device_ops = {
 	.read = virtio_mmio_read,
 	.write = virtio_mmio_write,
 	.fdt = virtio_mmio_fdt,
 	.post_load = virtio_mmio_post_load,
 	.destroy = virtio_mmio_destroy,
+	.describe = virtio_mmio_describe,
 };
 
 struct virtio_mmio *virtio_mmio_new(machine_t *m,

@@ -115,6 +115,8 @@ struct virtio_device_ops {
 	int (*post_load)(void *dev);
 	/* Releases the device (fds, memory). Optional. */
 	void (*destroy)(void *dev);
+	/* Identity of the backend for migration checks (device_ops_t). */
+	int (*describe)(void *dev, char *buf, size_t len); /* optional */
 };
 
 /* Guest-visible transport state: plain data, saved and migrated. */

@@ -8,6 +8,7 @@
 #define TERN_DEVICE_H
 
 #include <stdbool.h>
+#include <stddef.h>
 #include <stdint.h>
 
 #include "machine/state.h"
@@ -28,6 +29,14 @@ typedef struct device_ops {
 	int (*post_load)(void *dev);
 	/* Releases host resources (fds, buffers). */
 	void (*destroy)(void *dev);
+	/*
+	 * Optional: a short identity of the host resource behind the device,
+	 * e.g. "virtio-blk path=/x.img size=N ro=0 serial=s", written
+	 * NUL-terminated into buf. A migration destination refuses a stream
+	 * whose device identities differ from its own. Returns 0, or -1 when
+	 * len is too small.
+	 */
+	int (*describe)(void *dev, char *buf, size_t len);
 } device_ops_t;
 
 typedef struct device {

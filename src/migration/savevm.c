@@ -1,0 +1,220 @@
+// SPDX-License-Identifier: MIT
+/*
+ * Whole-machine snapshots: header, machine description, every RAM page,
+ * the clock, every hart and every device state section, END
+ * (docs/migration-stream.md).
+ */
+#include "migration/savevm.h"
+
+#include <stdarg.h>
+#include <stdio.h>
+#include <string.h>
+
+#include "migration/stream.h"
+
+static int __attribute__((format(printf, 3, 4)))
+fail(char *err, size_t errlen, const char *fmt, ...)
+{
+	va_list ap;
+
+	if (err && errlen) {
+		va_start(ap, fmt);
+		vsnprintf(err, errlen, fmt, ap);
+		va_end(ap);
+	}
+	return -1;
+}
+
+static int stream_fail(stream_t *s, char *err, size_t errlen)
+{
+	int rc = fail(err, errlen, "%s", s->err[0] ? s->err : "stream error");
+
+	stream_free(s);
+	return rc;
+}
+
+int savevm_save(machine_t *m, int fd, char *err, size_t errlen)
+{
+	stream_t s;
+
+	stream_init(&s, fd);
+	vclock_sync_state(&m->clock);
+	if (stream_write_header(&s) || stream_write_machine(&s, m) ||
+	    stream_write_pages(&s, &m->ram, NULL) ||
+	    stream_write_state(&s, STREAM_STATE_CLOCK, 0,
+			       vclock_state_desc.name, &vclock_state_desc,
+			       &m->clock.s))
+		return stream_fail(&s, err, errlen);
+	for (unsigned i = 0; i < m->nharts; i++)
+		if (stream_write_state(&s, STREAM_STATE_HART, i,
+				       hart_state_desc.name, &hart_state_desc,
+				       &m->harts[i].s))
+			return stream_fail(&s, err, errlen);
+	for (unsigned i = 0; i < m->ndevices; i++) {
+		const device_t *d = &m->devices[i];
+
+		if (d->state &&
+		    stream_write_state(&s, STREAM_STATE_DEVICE, 0, d->name,
+				       d->state, d->state_obj))
+			return stream_fail(&s, err, errlen);
+	}
+	if (stream_write_end(&s))
+		return stream_fail(&s, err, errlen);
+	stream_free(&s);
+	return 0;
+}
+
+/* Sections a snapshot must hold exactly once each. */
+struct sections {
+	bool clock;
+	bool hart[MACHINE_MAX_HARTS];
+	bool dev[MACHINE_MAX_DEVICES];
+};
+
+/* Finds the table and object a STATE record is for, and marks it seen. */
+static int section_target(machine_t *m, struct sections *seen,
+			  const stream_state_t *st, const state_desc_t **d,
+			  void **obj, char *err, size_t errlen)
+{
+	bool *flag;
+
+	switch (st->kind) {
+	case STREAM_STATE_CLOCK:
+		if (st->index || strcmp(st->name, vclock_state_desc.name))
+			return fail(err, errlen, "unknown clock section %s/%u",
+				    st->name, st->index);
+		*d = &vclock_state_desc;
+		*obj = &m->clock.s;
+		flag = &seen->clock;
+		break;
+	case STREAM_STATE_HART:
+		if (strcmp(st->name, hart_state_desc.name))
+			return fail(err, errlen, "unknown hart section %s",
+				    st->name);
+		if (st->index >= m->nharts)
+			return fail(err, errlen, "state for hart %u, this "
+				    "machine has %u", st->index, m->nharts);
+		*d = &hart_state_desc;
+		*obj = &m->harts[st->index].s;
+		flag = &seen->hart[st->index];
+		break;
+	default: {
+		unsigned i;
+
+		if (st->index)
+			return fail(err, errlen, "device section %s with index %u",
+				    st->name, st->index);
+		for (i = 0; i < m->ndevices; i++)
+			if (!strcmp(m->devices[i].name, st->name))
+				break;
+		if (i == m->ndevices)
+			return fail(err, errlen, "state for device %s, which "
+				    "this machine does not have", st->name);
+		if (!m->devices[i].state)
+			return fail(err, errlen, "state for device %s, which "
+				    "has none here", st->name);
+		*d = m->devices[i].state;
+		*obj = m->devices[i].state_obj;
+		flag = &seen->dev[i];
+		break;
+	}
+	}
+	if (*flag && st->kind == STREAM_STATE_HART)
+		return fail(err, errlen, "state of hart %u appears twice",
+			    st->index);
+	if (*flag)
+		return fail(err, errlen, "state section %s appears twice",
+			    st->name);
+	*flag = true;
+	return 0;
+}
+
+static int load_records(machine_t *m, stream_t *s, struct sections *seen,
+			char *err, size_t errlen)
+{
+	char why[STREAM_ERR_LEN];
+	stream_rec_t r;
+
+	for (;;) {
+		stream_state_t st;
+		const state_desc_t *d = NULL;
+		void *obj = NULL;
+
+		if (stream_read_record(s, &r))
+			return fail(err, errlen, "%s", s->err);
+		switch (r.type) {
+		case STREAM_REC_END:
+			return 0;
+		case STREAM_REC_PAGES:
+			if (stream_load_pages(s, &r, &m->ram))
+				return fail(err, errlen, "%s", s->err);
+			break;
+		case STREAM_REC_STATE:
+			if (stream_parse_state(s, &r, &st))
+				return fail(err, errlen, "%s", s->err);
+			if (section_target(m, seen, &st, &d, &obj, why,
+					   sizeof(why)))
+				return fail(err, errlen, "record %llu: %s",
+					    (unsigned long long)r.seq, why);
+			if (state_load(d, obj, st.version, st.data, st.len, why,
+				       sizeof(why)))
+				return fail(err, errlen, "record %llu: %s",
+					    (unsigned long long)r.seq, why);
+			break;
+		default:
+			return fail(err, errlen, "record %llu: a second machine "
+				    "description", (unsigned long long)r.seq);
+		}
+	}
+}
+
+int savevm_load(machine_t *m, int fd, char *err, size_t errlen)
+{
+	struct sections seen;
+	stream_rec_t r;
+	stream_t s;
+
+	memset(&seen, 0, sizeof(seen));
+	stream_init(&s, fd);
+	if (stream_read_header(&s) || stream_read_record(&s, &r))
+		return stream_fail(&s, err, errlen);
+	if (r.type != STREAM_REC_MACHINE) {
+		stream_free(&s);
+		return fail(err, errlen, "the stream does not start with a "
+			    "machine description");
+	}
+	if (stream_check_machine(&s, &r, m))
+		return stream_fail(&s, err, errlen);
+	if (load_records(m, &s, &seen, err, errlen)) {
+		stream_free(&s);
+		return -1;
+	}
+	stream_free(&s);
+	if (!seen.clock)
+		return fail(err, errlen, "the stream has no clock state");
+	for (unsigned i = 0; i < m->nharts; i++)
+		if (!seen.hart[i])
+			return fail(err, errlen, "the stream has no state for "
+				    "hart %u", i);
+	for (unsigned i = 0; i < m->ndevices; i++)
+		if (m->devices[i].state && !seen.dev[i])
+			return fail(err, errlen, "the stream has no state for "
+				    "device %s", m->devices[i].name);
+
+	/*
+	 * Derived state. The clock first: devices' post_load reads guest time
+	 * (CLINT, RTC compare against it).
+	 */
+	vclock_post_load(&m->clock);
+	for (unsigned i = 0; i < m->nharts; i++)
+		hart_tlb_flush(&m->harts[i]);
+	for (unsigned i = 0; i < m->ndevices; i++) {
+		const device_t *d = &m->devices[i];
+
+		if (d->ops && d->ops->post_load && d->ops->post_load(d->dev))
+			return fail(err, errlen, "device %s rejected its loaded "
+				    "state", d->name);
+	}
+	machine_update_timers(m);
+	return 0;
+}
