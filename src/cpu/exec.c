@@ -4,9 +4,11 @@
  * stores (arithmetic goes to fpu_exec()).
  *
  * Design (hot path first):
- * - Instructions are fetched straight from guest RAM through a host pointer
- *   into the current code page; the code TLB is consulted again only when
- *   execution leaves the page (sequentially or by a jump).
+ * - Each instruction is decoded once (cpu/dcache.h): the interpreter walks
+ *   the decoded slots of the current physical code page and jumps straight
+ *   to each slot's handler, operands already extracted. The code TLB is
+ *   consulted again only when execution leaves the page (sequentially, via
+ *   a sentinel slot, or by a jump).
  * - Loads and stores hit a direct-mapped TLB with a single compare
  *   (cpu/mmu.h); everything else takes a slow path.
  * - Interrupts, the instruction budget, stop requests and the RAM dirty-log
@@ -17,14 +19,17 @@
  */
 #include "cpu/hart.h"
 
+#include <stdlib.h>
 #include <string.h>
 
 #include "cpu/cpu_internal.h"
 #include "cpu/csr.h"
+#include "cpu/dcache.h"
 #include "cpu/fpu.h"
 #include "cpu/mmu.h"
 #include "cpu/sbi.h"
 #include "machine/machine.h"
+#include "util/log.h"
 
 /* Immediates (unprivileged spec 2.3) */
 static inline uint64_t imm_i(uint32_t insn)
@@ -273,69 +278,407 @@ static inline bool transfer_pending(hart_t *h, uint64_t n, uint64_t limit)
 	       (h->ram_generation != h->ram->generation);
 }
 
+
 /*
- * Dispatch key: the major opcode plus instruction bits 12..15. For a 32-bit
- * instruction that is funct3 (and one don't-care bit); for a compressed one
- * its quadrant, funct3 (bits 13..15) and bit 12.
+ * Handlers, each in a variant for a 4-byte and a 2-byte instruction (the
+ * variant only decides where the next instruction is). A compressed
+ * instruction is decoded to the 2-byte variant of its 32-bit equivalent
+ * (unprivileged spec 16.1: every RVC instruction expands to one).
  */
-#define KEY_BITS 11
-static inline unsigned insn_key(uint32_t insn)
+#define DUAL_OPS(X)                                                            \
+	X(nop) X(lui) X(auipc) X(jal) X(jalr)                                  \
+	X(beq) X(bne) X(blt) X(bge) X(bltu) X(bgeu)                            \
+	X(lb) X(lh) X(lw) X(ld) X(lbu) X(lhu) X(lwu)                           \
+	X(sb) X(sh) X(sw) X(sd)                                                \
+	X(addi) X(slti) X(sltiu) X(xori) X(ori) X(andi)                        \
+	X(slli) X(srli) X(srai) X(addiw) X(slliw) X(srliw) X(sraiw)            \
+	X(add) X(sub) X(sll) X(slt) X(sltu) X(xor) X(srl) X(sra) X(or) X(and)  \
+	X(mul) X(mulh) X(mulhsu) X(mulhu) X(div) X(divu) X(rem) X(remu)        \
+	X(addw) X(subw) X(sllw) X(srlw) X(sraw)                                \
+	X(mulw) X(divw) X(divuw) X(remw) X(remuw)                              \
+	X(flw) X(fld) X(fsw) X(fsd)
+
+enum {
+#define X(name) H_##name, H_##name##_c,
+	DUAL_OPS(X)
+#undef X
+	H_amo,
+	H_fp,
+	H_system,
+	H_ebreak,
+	H_illegal,
+	H_undecoded,
+	H_page_end,
+	H_COUNT
+};
+
+/* Handler addresses, filled by hart_run() on its first call. */
+static const void *handler[H_COUNT];
+
+static void slot_set(dslot_t *d, unsigned hi, unsigned rd, unsigned rs1,
+		     unsigned rs2, uint64_t imm)
 {
-	return (insn & 0x7f) | ((insn >> 5) & 0x780);
+	d->h = handler[hi];
+	d->rd = (uint8_t)rd;
+	d->rs1 = (uint8_t)rs1;
+	d->rs2 = (uint8_t)rs2;
+	d->imm = (int32_t)imm;
 }
 
-static const void *dispatch[1u << KEY_BITS];
-
-/* 32-bit instruction op/funct3 (either value of the don't-care bit). */
-static void dispatch_set32(unsigned op, unsigned f3, const void *target)
+/* An instruction with no effect but on rd: a write to x0 makes it a no-op
+ * (these never trap, so skipping them is exact). */
+static void slot_alu(dslot_t *d, unsigned hi, unsigned rd, unsigned rs1,
+		     unsigned rs2, uint64_t imm)
 {
-	for (unsigned b = 0; b < 2; b++)
-		dispatch[op | f3 << 7 | b << 10] = target;
+	if (rd == 0)
+		hi = (hi & 1) ? H_nop_c : H_nop;
+	slot_set(d, hi, rd, rs1, rs2, imm);
 }
 
-static void dispatch_set32_all(unsigned op, const void *target)
+static void slot_illegal(dslot_t *d)
 {
-	for (unsigned f3 = 0; f3 < 8; f3++)
-		dispatch_set32(op, f3, target);
+	slot_set(d, H_illegal, 0, 0, 0, 0);
 }
 
-/* Compressed quadrant/funct3, for bit 12 = b12 (or both when b12 < 0). */
-static void dispatch_set16(unsigned q, unsigned f3, int b12,
-			   const void *target)
+static void decode32(dslot_t *d, uint32_t insn)
 {
-	for (unsigned b = 0; b < 2; b++) {
-		if (b12 >= 0 && (unsigned)b12 != b)
-			continue;
-		for (unsigned mid = 0; mid < 32; mid++)
-			dispatch[q | mid << 2 | b << 7 | f3 << 8] = target;
+	static const uint8_t loads[8] = { H_lb, H_lh, H_lw, H_ld,
+					  H_lbu, H_lhu, H_lwu, H_illegal };
+	static const uint8_t imm_ops[8] = { H_addi, H_slli, H_slti, H_sltiu,
+					    H_xori, H_srli, H_ori, H_andi };
+	static const uint8_t branches[8] = { H_beq, H_bne, H_illegal,
+					     H_illegal, H_blt, H_bge,
+					     H_bltu, H_bgeu };
+	static const uint8_t ops[2][8] = {
+		{ H_add, H_sll, H_slt, H_sltu, H_xor, H_srl, H_or, H_and },
+		{ H_mul, H_mulh, H_mulhsu, H_mulhu, H_div, H_divu, H_rem,
+		  H_remu },
+	};
+	unsigned rd = (insn >> 7) & 31, rs1 = (insn >> 15) & 31;
+	unsigned rs2 = (insn >> 20) & 31, f3 = (insn >> 12) & 7;
+	unsigned f7 = insn >> 25;
+	unsigned hi;
+
+	switch (insn & 0x7f) {
+	case 0x03:
+		if (loads[f3] == H_illegal)
+			break;
+		slot_set(d, loads[f3], rd, rs1, 0, imm_i(insn));
+		return;
+	case 0x07:
+		if (f3 != 2 && f3 != 3)
+			break;
+		slot_set(d, f3 == 2 ? H_flw : H_fld, rd, rs1, 0, imm_i(insn));
+		return;
+	case 0x0f: /* FENCE, PAUSE; FENCE.I: stores to code already dropped
+		    * what they overwrote (dcache.h) */
+		if (f3 > 1)
+			break;
+		slot_set(d, H_nop, 0, 0, 0, 0);
+		return;
+	case 0x13:
+		hi = imm_ops[f3];
+		if (f3 == 1) { /* RV64: shamt[5:0]; imm[11:6] must be 0 */
+			if (insn >> 26)
+				break;
+		} else if (f3 == 5) { /* SRLI: imm[11:6] = 0, SRAI: 0x10 */
+			if ((insn >> 26) == 0x10)
+				hi = H_srai;
+			else if (insn >> 26)
+				break;
+		}
+		slot_alu(d, hi, rd, rs1, 0,
+			 (f3 == 1 || f3 == 5) ? (insn >> 20) & 63
+					      : imm_i(insn));
+		return;
+	case 0x17:
+		slot_alu(d, H_auipc, rd, 0, 0, imm_u(insn));
+		return;
+	case 0x1b:
+		if (f3 == 0)
+			hi = H_addiw;
+		else if (f3 == 1 && f7 == 0)
+			hi = H_slliw;
+		else if (f3 == 5 && f7 == 0)
+			hi = H_srliw;
+		else if (f3 == 5 && f7 == 0x20)
+			hi = H_sraiw;
+		else
+			break;
+		slot_alu(d, hi, rd, rs1, 0, f3 ? rs2 : imm_i(insn));
+		return;
+	case 0x23:
+		if (f3 > 3)
+			break;
+		slot_set(d, H_sb + 2 * f3, 0, rs1, rs2, imm_s(insn));
+		return;
+	case 0x27:
+		if (f3 != 2 && f3 != 3)
+			break;
+		slot_set(d, f3 == 2 ? H_fsw : H_fsd, 0, rs1, rs2, imm_s(insn));
+		return;
+	case 0x2f:
+		if (f3 != 2 && f3 != 3)
+			break;
+		slot_set(d, H_amo, rd, rs1, rs2, insn);
+		return;
+	case 0x33:
+		if (f7 == 0 || f7 == 1)
+			hi = ops[f7][f3];
+		else if (f7 == 0x20 && f3 == 0)
+			hi = H_sub;
+		else if (f7 == 0x20 && f3 == 5)
+			hi = H_sra;
+		else
+			break;
+		slot_alu(d, hi, rd, rs1, rs2, 0);
+		return;
+	case 0x37:
+		slot_alu(d, H_lui, rd, 0, 0, imm_u(insn));
+		return;
+	case 0x3b:
+		switch (f7 << 3 | f3) {
+		case 0x000: hi = H_addw; break;
+		case 0x100: hi = H_subw; break;
+		case 0x001: hi = H_sllw; break;
+		case 0x005: hi = H_srlw; break;
+		case 0x105: hi = H_sraw; break;
+		case 0x008: hi = H_mulw; break;
+		case 0x00c: hi = H_divw; break;
+		case 0x00d: hi = H_divuw; break;
+		case 0x00e: hi = H_remw; break;
+		case 0x00f: hi = H_remuw; break;
+		default: slot_illegal(d); return;
+		}
+		slot_alu(d, hi, rd, rs1, rs2, 0);
+		return;
+	case 0x43:
+	case 0x47:
+	case 0x4b:
+	case 0x4f:
+	case 0x53:
+		slot_set(d, H_fp, 0, 0, 0, insn);
+		return;
+	case 0x63:
+		if (branches[f3] == H_illegal)
+			break;
+		slot_set(d, branches[f3], 0, rs1, rs2, imm_b(insn));
+		return;
+	case 0x67:
+		if (f3)
+			break;
+		slot_set(d, H_jalr, rd, rs1, 0, imm_i(insn));
+		return;
+	case 0x6f:
+		slot_set(d, H_jal, rd, 0, 0, imm_j(insn));
+		return;
+	case 0x73:
+		slot_set(d, H_system, 0, 0, 0, insn);
+		return;
 	}
+	slot_illegal(d);
+}
+
+/* Compressed (unprivileged spec chapter 16): reserved encodings illegal,
+ * HINTs (rd = x0 and the like) no-ops. */
+static void decode16(dslot_t *d, uint32_t insn)
+{
+	unsigned rd = (insn >> 7) & 31, rs2 = (insn >> 2) & 31;
+	unsigned rs1p = 8 + ((insn >> 7) & 7), rs2p = 8 + ((insn >> 2) & 7);
+	uint64_t v;
+
+	switch ((insn & 3) << 3 | insn >> 13) {
+	case 0x00: /* C.ADDI4SPN; also the all-zero illegal instruction */
+		v = cimm_addi4spn(insn);
+		if (!v)
+			break;
+		slot_set(d, H_addi_c, rs2p, 2, 0, v);
+		return;
+	case 0x01: /* C.FLD */
+		slot_set(d, H_fld_c, rs2p, rs1p, 0, cimm_ld(insn));
+		return;
+	case 0x02: /* C.LW */
+		slot_set(d, H_lw_c, rs2p, rs1p, 0, cimm_lw(insn));
+		return;
+	case 0x03: /* C.LD */
+		slot_set(d, H_ld_c, rs2p, rs1p, 0, cimm_ld(insn));
+		return;
+	case 0x05: /* C.FSD */
+		slot_set(d, H_fsd_c, 0, rs1p, rs2p, cimm_ld(insn));
+		return;
+	case 0x06: /* C.SW */
+		slot_set(d, H_sw_c, 0, rs1p, rs2p, cimm_lw(insn));
+		return;
+	case 0x07: /* C.SD */
+		slot_set(d, H_sd_c, 0, rs1p, rs2p, cimm_ld(insn));
+		return;
+	case 0x08: /* C.ADDI; C.NOP and rd = 0 are hints */
+		slot_alu(d, H_addi_c, rd, rd, 0, cimm6(insn));
+		return;
+	case 0x09: /* C.ADDIW; rd = 0 reserved */
+		if (!rd)
+			break;
+		slot_alu(d, H_addiw_c, rd, rd, 0, cimm6(insn));
+		return;
+	case 0x0a: /* C.LI */
+		slot_alu(d, H_addi_c, rd, 0, 0, cimm6(insn));
+		return;
+	case 0x0b: /* C.LUI; rd = 2: C.ADDI16SP; zero immediates reserved */
+		if (rd == 2) {
+			v = cimm_addi16sp(insn);
+			if (!v)
+				break;
+			slot_alu(d, H_addi_c, 2, 2, 0, v);
+		} else {
+			v = cimm6(insn) << 12;
+			if (!v)
+				break;
+			slot_alu(d, H_lui_c, rd, 0, 0, v);
+		}
+		return;
+	case 0x0c: /* C.SRLI, C.SRAI, C.ANDI, C.SUB ... C.ADDW */
+		switch ((insn >> 10) & 3) {
+		case 0:
+			slot_alu(d, H_srli_c, rs1p, rs1p, 0, cshamt(insn));
+			return;
+		case 1:
+			slot_alu(d, H_srai_c, rs1p, rs1p, 0, cshamt(insn));
+			return;
+		case 2:
+			slot_alu(d, H_andi_c, rs1p, rs1p, 0, cimm6(insn));
+			return;
+		}
+		switch (((insn >> 10) & 4) | ((insn >> 5) & 3)) {
+		case 0:
+			slot_alu(d, H_sub_c, rs1p, rs1p, rs2p, 0);
+			return;
+		case 1:
+			slot_alu(d, H_xor_c, rs1p, rs1p, rs2p, 0);
+			return;
+		case 2:
+			slot_alu(d, H_or_c, rs1p, rs1p, rs2p, 0);
+			return;
+		case 3:
+			slot_alu(d, H_and_c, rs1p, rs1p, rs2p, 0);
+			return;
+		case 4:
+			slot_alu(d, H_subw_c, rs1p, rs1p, rs2p, 0);
+			return;
+		case 5:
+			slot_alu(d, H_addw_c, rs1p, rs1p, rs2p, 0);
+			return;
+		}
+		break;
+	case 0x0d: /* C.J */
+		slot_set(d, H_jal_c, 0, 0, 0, cimm_j(insn));
+		return;
+	case 0x0e: /* C.BEQZ */
+		slot_set(d, H_beq_c, 0, rs1p, 0, cimm_b(insn));
+		return;
+	case 0x0f: /* C.BNEZ */
+		slot_set(d, H_bne_c, 0, rs1p, 0, cimm_b(insn));
+		return;
+	case 0x10: /* C.SLLI; rd = 0 and shamt = 0 are hints */
+		slot_alu(d, H_slli_c, rd, rd, 0, cshamt(insn));
+		return;
+	case 0x11: /* C.FLDSP */
+		slot_set(d, H_fld_c, rd, 2, 0, cimm_ldsp(insn));
+		return;
+	case 0x12: /* C.LWSP; rd = 0 reserved */
+		if (!rd)
+			break;
+		slot_set(d, H_lw_c, rd, 2, 0, cimm_lwsp(insn));
+		return;
+	case 0x13: /* C.LDSP; rd = 0 reserved */
+		if (!rd)
+			break;
+		slot_set(d, H_ld_c, rd, 2, 0, cimm_ldsp(insn));
+		return;
+	case 0x14:
+		if (!(insn & 0x1000)) {
+			if (rs2) { /* C.MV */
+				slot_alu(d, H_add_c, rd, 0, rs2, 0);
+				return;
+			}
+			if (!rd) /* C.JR with rs1 = x0 is reserved */
+				break;
+			slot_set(d, H_jalr_c, 0, rd, 0, 0);
+			return;
+		}
+		if (rs2) { /* C.ADD */
+			slot_alu(d, H_add_c, rd, rd, rs2, 0);
+			return;
+		}
+		if (!rd) { /* C.EBREAK */
+			slot_set(d, H_ebreak, 0, 0, 0, 0);
+			return;
+		}
+		slot_set(d, H_jalr_c, 1, rd, 0, 0); /* C.JALR */
+		return;
+	case 0x15: /* C.FSDSP */
+		slot_set(d, H_fsd_c, 0, 2, rs2, cimm_sdsp(insn));
+		return;
+	case 0x16: /* C.SWSP */
+		slot_set(d, H_sw_c, 0, 2, rs2, cimm_swsp(insn));
+		return;
+	case 0x17: /* C.SDSP */
+		slot_set(d, H_sd_c, 0, 2, rs2, cimm_sdsp(insn));
+		return;
+	}
+	slot_illegal(d);
+}
+
+static void decode(dslot_t *d, uint32_t insn)
+{
+	if ((insn & 3) == 3)
+		decode32(d, insn);
+	else
+		decode16(d, insn & 0xffff);
+}
+
+/* The raw bits of the instruction at pc (for tval); page-local host map. */
+static uint32_t fetch_raw(hart_t *h, uint64_t pc, uintptr_t addend)
+{
+	uint16_t lo;
+	uint32_t insn, hi;
+
+	memcpy(&lo, (const void *)(uintptr_t)(pc + addend), 2);
+	if ((lo & 3) != 3)
+		return lo;
+	if ((pc & PAGE_MASK) == PAGE_SIZE - 2)
+		return mmu_fetch16(h, pc + 2, &hi) ? lo | hi << 16 : lo;
+	memcpy(&insn, (const void *)(uintptr_t)(pc + addend), 4);
+	return insn;
 }
 
 uint64_t hart_run(hart_t *h, uint64_t budget)
 {
-	static bool dispatch_ready;
+	static bool handlers_ready;
 	hart_state_t *const s = &h->s;
 	uint64_t *const x = s->x;
 	uint64_t n = 0;			/* instructions executed */
 	uint64_t limit = budget;
-	const uint8_t *cp;		/* host address of the instruction */
-	const uint8_t *cend;		/* its page's end, minus 2 */
-	uintptr_t addend;		/* host = guest pc + addend */
+	const dslot_t *sp;		/* slot of the current instruction */
+	uint64_t pcoff;			/* pc = (sp >> 3) + pcoff */
 	uint64_t pgva;			/* guest address of the code page */
+	uintptr_t addend;		/* host = guest pc + addend */
 	uint64_t dkey;			/* TLB key for loads and stores */
+	dslot_t xs[3];			/* an instruction crossing pages */
+	dcache_t *dc;
 	uint32_t insn;
-	unsigned rd;
 	uint64_t v, va, t;
 
-#define PC ((uint64_t)((uintptr_t)cp - addend))
-#define RD ((insn >> 7) & 31)
-#define RS1 ((insn >> 15) & 31)
-#define RS2 ((insn >> 20) & 31)
-#define F3 ((insn >> 12) & 7)
-	/* Compressed register fields: rd'/rs2' (bits 4:2), rs1'/rd' (9:7) */
-#define CRS2P (8 + ((insn >> 2) & 7))
-#define CRS1P (8 + ((insn >> 7) & 7))
-#define CRS2 ((insn >> 2) & 31)
+#define PC ((uint64_t)((uintptr_t)sp >> 3) + pcoff)
+#define SLOT_AT(pc) ((const dslot_t *)(uintptr_t)(((pc) - pcoff) << 3))
+#define RD (sp->rd)
+#define RS1 (sp->rs1)
+#define RS2 (sp->rs2)
+#define IMM ((uint64_t)(int64_t)sp->imm)
+	/* Fields of a raw instruction (handlers that keep one) */
+#define IRD ((insn >> 7) & 31)
+#define IRS1 ((insn >> 15) & 31)
+#define IRS2 ((insn >> 20) & 31)
+#define IF3 ((insn >> 12) & 7)
 #define WR(r, val)                                                             \
 	do {                                                                   \
 		uint64_t val_ = (val);                                         \
@@ -343,24 +686,15 @@ uint64_t hart_run(hart_t *h, uint64_t budget)
 		if (likely(r_))                                                \
 			x[r_] = val_;                                          \
 	} while (0)
-	/* Fetch and dispatch the instruction at cp (threaded: every handler
-	 * has its own indirect jump, which predicts much better). */
+	/* Threaded dispatch: every handler has its own indirect jump. */
 #define DISPATCH()                                                             \
 	do {                                                                   \
-		if (unlikely(cp >= cend))                                      \
-			goto fetch_edge;                                       \
-		memcpy(&insn, cp, 4);                                          \
 		n++;                                                           \
-		goto *dispatch[insn_key(insn)];                                \
+		goto *sp->h;                                                   \
 	} while (0)
-#define NEXT4                                                                  \
+#define NEXT(len)                                                              \
 	do {                                                                   \
-		cp += 4;                                                       \
-		DISPATCH();                                                    \
-	} while (0)
-#define NEXT2                                                                  \
-	do {                                                                   \
-		cp += 2;                                                       \
+		sp += (len) / 2;                                               \
 		DISPATCH();                                                    \
 	} while (0)
 	/* A control transfer; stays on the code page when nothing is due. */
@@ -369,18 +703,16 @@ uint64_t hart_run(hart_t *h, uint64_t budget)
 		t = (target);                                                  \
 		if (likely((t & ~PAGE_MASK) == pgva &&                         \
 			   !transfer_pending(h, n, limit))) {                  \
-			cp = (const uint8_t *)(uintptr_t)(t + addend);         \
+			sp = SLOT_AT(t);                                       \
 			DISPATCH();                                            \
 		}                                                              \
 		s->pc = t;                                                     \
 		goto transfer;                                                 \
 	} while (0)
-#define BRANCH(cond, imm, len)                                                 \
+#define BRANCH(cond)                                                           \
 	do {                                                                   \
 		if (cond)                                                      \
-			JUMP(PC + (imm));                                      \
-		cp += (len);                                                   \
-		DISPATCH();                                                    \
+			JUMP(PC + IMM);                                        \
 	} while (0)
 #define FAULT(cause, tval)                                                     \
 	do {                                                                   \
@@ -399,92 +731,40 @@ uint64_t hart_run(hart_t *h, uint64_t budget)
 	} while (0)
 #define FP_ENABLED() ((s->mstatus & MSTATUS_FS) != 0)
 #define FP_DIRTY() (s->mstatus |= MSTATUS_FS)
-
-	if (unlikely(!dispatch_ready)) {
-		for (unsigned k = 0; k < (1u << KEY_BITS); k++)
-			dispatch[k] = &&illegal;
-		dispatch_set32(0x03, 0, &&i_lb);
-		dispatch_set32(0x03, 1, &&i_lh);
-		dispatch_set32(0x03, 2, &&i_lw);
-		dispatch_set32(0x03, 3, &&i_ld);
-		dispatch_set32(0x03, 4, &&i_lbu);
-		dispatch_set32(0x03, 5, &&i_lhu);
-		dispatch_set32(0x03, 6, &&i_lwu);
-		dispatch_set32(0x07, 2, &&i_flw);
-		dispatch_set32(0x07, 3, &&i_fld);
-		dispatch_set32(0x0f, 0, &&i_fence);
-		dispatch_set32(0x0f, 1, &&i_fence);
-		dispatch_set32(0x13, 0, &&i_addi);
-		dispatch_set32(0x13, 1, &&i_slli);
-		dispatch_set32(0x13, 2, &&i_slti);
-		dispatch_set32(0x13, 3, &&i_sltiu);
-		dispatch_set32(0x13, 4, &&i_xori);
-		dispatch_set32(0x13, 5, &&i_srli);
-		dispatch_set32(0x13, 6, &&i_ori);
-		dispatch_set32(0x13, 7, &&i_andi);
-		dispatch_set32_all(0x17, &&i_auipc);
-		dispatch_set32(0x1b, 0, &&i_addiw);
-		dispatch_set32(0x1b, 1, &&i_slliw);
-		dispatch_set32(0x1b, 5, &&i_srliw);
-		dispatch_set32(0x23, 0, &&i_sb);
-		dispatch_set32(0x23, 1, &&i_sh);
-		dispatch_set32(0x23, 2, &&i_sw);
-		dispatch_set32(0x23, 3, &&i_sd);
-		dispatch_set32(0x27, 2, &&i_fsw);
-		dispatch_set32(0x27, 3, &&i_fsd);
-		dispatch_set32(0x2f, 2, &&i_amo);
-		dispatch_set32(0x2f, 3, &&i_amo);
-		dispatch_set32(0x33, 0, &&i_op0);
-		dispatch_set32(0x33, 1, &&i_op1);
-		dispatch_set32(0x33, 2, &&i_op2);
-		dispatch_set32(0x33, 3, &&i_op3);
-		dispatch_set32(0x33, 4, &&i_op4);
-		dispatch_set32(0x33, 5, &&i_op5);
-		dispatch_set32(0x33, 6, &&i_op6);
-		dispatch_set32(0x33, 7, &&i_op7);
-		dispatch_set32_all(0x37, &&i_lui);
-		dispatch_set32_all(0x3b, &&i_op32);
-		dispatch_set32_all(0x43, &&i_fp);
-		dispatch_set32_all(0x47, &&i_fp);
-		dispatch_set32_all(0x4b, &&i_fp);
-		dispatch_set32_all(0x4f, &&i_fp);
-		dispatch_set32_all(0x53, &&i_fp);
-		dispatch_set32(0x63, 0, &&i_beq);
-		dispatch_set32(0x63, 1, &&i_bne);
-		dispatch_set32(0x63, 4, &&i_blt);
-		dispatch_set32(0x63, 5, &&i_bge);
-		dispatch_set32(0x63, 6, &&i_bltu);
-		dispatch_set32(0x63, 7, &&i_bgeu);
-		dispatch_set32(0x67, 0, &&i_jalr);
-		dispatch_set32_all(0x6f, &&i_jal);
-		dispatch_set32_all(0x73, &&i_system);
-
-		dispatch_set16(0, 0, -1, &&c_addi4spn);
-		dispatch_set16(0, 1, -1, &&c_fld);
-		dispatch_set16(0, 2, -1, &&c_lw);
-		dispatch_set16(0, 3, -1, &&c_ld);
-		dispatch_set16(0, 5, -1, &&c_fsd);
-		dispatch_set16(0, 6, -1, &&c_sw);
-		dispatch_set16(0, 7, -1, &&c_sd);
-		dispatch_set16(1, 0, -1, &&c_addi);
-		dispatch_set16(1, 1, -1, &&c_addiw);
-		dispatch_set16(1, 2, -1, &&c_li);
-		dispatch_set16(1, 3, -1, &&c_lui);
-		dispatch_set16(1, 4, -1, &&c_alu);
-		dispatch_set16(1, 5, -1, &&c_j);
-		dispatch_set16(1, 6, -1, &&c_beqz);
-		dispatch_set16(1, 7, -1, &&c_bnez);
-		dispatch_set16(2, 0, -1, &&c_slli);
-		dispatch_set16(2, 1, -1, &&c_fldsp);
-		dispatch_set16(2, 2, -1, &&c_lwsp);
-		dispatch_set16(2, 3, -1, &&c_ldsp);
-		dispatch_set16(2, 4, 0, &&c_jr_mv);
-		dispatch_set16(2, 4, 1, &&c_jalr_add);
-		dispatch_set16(2, 5, -1, &&c_fsdsp);
-		dispatch_set16(2, 6, -1, &&c_swsp);
-		dispatch_set16(2, 7, -1, &&c_sdsp);
-		__atomic_store_n(&dispatch_ready, true, __ATOMIC_RELEASE);
+	/* A handler in both lengths; the body sees its length as LEN. */
+#define HANDLER(name, ...)                                                     \
+	h_##name : {                                                           \
+		enum { LEN = 4 };                                              \
+		__VA_ARGS__;                                                   \
+		NEXT(LEN);                                                     \
+	}                                                                      \
+	h_##name##_c : {                                                       \
+		enum { LEN = 2 };                                              \
+		__VA_ARGS__;                                                   \
+		NEXT(LEN);                                                     \
 	}
+
+	if (unlikely(!handlers_ready)) {
+#define X(name)                                                                \
+	handler[H_##name] = &&h_##name;                                        \
+	handler[H_##name##_c] = &&h_##name##_c;
+		DUAL_OPS(X)
+#undef X
+		handler[H_amo] = &&h_amo;
+		handler[H_fp] = &&h_fp;
+		handler[H_system] = &&h_system;
+		handler[H_ebreak] = &&h_ebreak;
+		handler[H_illegal] = &&illegal;
+		handler[H_undecoded] = &&undecoded;
+		handler[H_page_end] = &&page_end;
+		__atomic_store_n(&handlers_ready, true, __ATOMIC_RELEASE);
+	}
+	dc = dcache_get(h->ram, handler[H_undecoded], handler[H_page_end]);
+	if (unlikely(!dc)) {
+		log_error("out of memory for decoded instructions");
+		abort();
+	}
+	xs[1].h = xs[2].h = handler[H_page_end];
 
 	h->insns = 0;
 	hart_update_derived(h);
@@ -500,13 +780,12 @@ transfer:
 	/* s->pc is the next instruction. */
 	if (unlikely(n >= limit || *(volatile bool *)&h->stop))
 		goto out;
-	if (unlikely(h->ram_generation != h->ram->generation))
-		mmu_tlb_flush_write(h);
 	if (unlikely(hart_mip(h) & h->irq_mask))
 		hart_take_interrupt(h);
 	dkey = h->tlb_key_data;
 	{
 		const tlb_entry_t *e = tlb_slot(h->tlb_code, s->pc);
+		const dpage_t *dp;
 
 		pgva = s->pc & ~PAGE_MASK;
 		if (likely(e->tag == (pgva | h->tlb_key_code))) {
@@ -517,300 +796,166 @@ transfer:
 			hart_trap(h, h->exc_cause, h->exc_tval);
 			goto transfer;
 		}
+		dp = dcache_page(dc, (pgva + addend -
+				      (uintptr_t)h->ram->host) >> PAGE_SHIFT);
+		if (unlikely(!dp)) {
+			log_error("out of memory for decoded instructions");
+			abort();
+		}
+		/* After dcache_page(): a new code page leaves the write TLB. */
+		if (unlikely(h->ram_generation != h->ram->generation))
+			mmu_tlb_flush_write(h);
+		pcoff = pgva - ((uintptr_t)dp->s >> 3);
+		sp = &dp->s[(s->pc & PAGE_MASK) >> 1];
 	}
-	cp = (const uint8_t *)(uintptr_t)(s->pc + addend);
-	cend = (const uint8_t *)(uintptr_t)(pgva + PAGE_SIZE - 2 + addend);
 	DISPATCH();
 
-fetch_edge:
-	if (cp > cend) {
-		/* Left the page. */
-		s->pc = PC;
-		goto transfer;
-	} else {
-		/* The last parcel of the page; a 32-bit insn continues on
-		 * the next page, which is translated separately. */
-		uint16_t lo;
+undecoded: {
+	/* First execution of this slot: decode the bits now in memory. */
+	uint64_t pc = PC;
+	uint16_t lo;
 
-		memcpy(&lo, cp, 2);
-		insn = lo;
-		n++;
-		if ((insn & 3) == 3) {
-			uint32_t hi;
+	memcpy(&lo, (const void *)(uintptr_t)(pc + addend), 2);
+	if ((lo & 3) == 3 && (pc & PAGE_MASK) == PAGE_SIZE - 2) {
+		/*
+		 * A 32-bit instruction continuing on the next page, which
+		 * is translated (and may change) separately: decoded each
+		 * time into xs, followed by a sentinel. No jump stays on
+		 * "this page" from there (pgva matches no page).
+		 */
+		uint32_t hi;
 
-			if (!mmu_fetch16(h, PC + 2, &hi))
-				goto exception;
-			insn |= hi << 16;
-		}
-		goto *dispatch[insn_key(insn)];
+		if (!mmu_fetch16(h, pc + 2, &hi))
+			goto exception;
+		decode(&xs[0], lo | hi << 16);
+		pcoff = pc - ((uintptr_t)&xs[0] >> 3);
+		pgva = 1;
+		sp = &xs[0];
+		goto *sp->h;
 	}
-
-	/* ---- RV64I ---- */
-i_lui:
-	WR(RD, imm_u(insn));
-	NEXT4;
-i_auipc:
-	WR(RD, PC + imm_u(insn));
-	NEXT4;
-i_jal:
-	v = PC;
-	WR(RD, v + 4);
-	JUMP(v + imm_j(insn));
-i_jalr:
-	v = (x[RS1] + imm_i(insn)) & ~1ull;	/* before rd: rd may be rs1 */
-	WR(RD, PC + 4);
-	JUMP(v);
-i_beq:
-	BRANCH(x[RS1] == x[RS2], imm_b(insn), 4);
-i_bne:
-	BRANCH(x[RS1] != x[RS2], imm_b(insn), 4);
-i_blt:
-	BRANCH((int64_t)x[RS1] < (int64_t)x[RS2], imm_b(insn), 4);
-i_bge:
-	BRANCH((int64_t)x[RS1] >= (int64_t)x[RS2], imm_b(insn), 4);
-i_bltu:
-	BRANCH(x[RS1] < x[RS2], imm_b(insn), 4);
-i_bgeu:
-	BRANCH(x[RS1] >= x[RS2], imm_b(insn), 4);
-
-i_lb:
-	LOAD(x[RS1] + imm_i(insn), 1, v);
-	WR(RD, (uint64_t)(int64_t)(int8_t)v);
-	NEXT4;
-i_lh:
-	LOAD(x[RS1] + imm_i(insn), 2, v);
-	WR(RD, (uint64_t)(int64_t)(int16_t)v);
-	NEXT4;
-i_lw:
-	LOAD(x[RS1] + imm_i(insn), 4, v);
-	WR(RD, sext32(v));
-	NEXT4;
-i_ld:
-	LOAD(x[RS1] + imm_i(insn), 8, v);
-	WR(RD, v);
-	NEXT4;
-i_lbu:
-	LOAD(x[RS1] + imm_i(insn), 1, v);
-	WR(RD, v);
-	NEXT4;
-i_lhu:
-	LOAD(x[RS1] + imm_i(insn), 2, v);
-	WR(RD, v);
-	NEXT4;
-i_lwu:
-	LOAD(x[RS1] + imm_i(insn), 4, v);
-	WR(RD, v);
-	NEXT4;
-i_sb:
-	STORE(x[RS1] + imm_s(insn), 1, x[RS2]);
-	NEXT4;
-i_sh:
-	STORE(x[RS1] + imm_s(insn), 2, x[RS2]);
-	NEXT4;
-i_sw:
-	STORE(x[RS1] + imm_s(insn), 4, x[RS2]);
-	NEXT4;
-i_sd:
-	STORE(x[RS1] + imm_s(insn), 8, x[RS2]);
-	NEXT4;
-
-i_addi:
-	WR(RD, x[RS1] + imm_i(insn));
-	NEXT4;
-i_slli: /* RV64: shamt[5:0]; imm[11:6] must be 0 */
-	if (insn >> 26)
-		goto illegal;
-	WR(RD, x[RS1] << ((insn >> 20) & 63));
-	NEXT4;
-i_slti:
-	WR(RD, (int64_t)x[RS1] < (int64_t)imm_i(insn));
-	NEXT4;
-i_sltiu:
-	WR(RD, x[RS1] < imm_i(insn));
-	NEXT4;
-i_xori:
-	WR(RD, x[RS1] ^ imm_i(insn));
-	NEXT4;
-i_srli: /* SRLI: imm[11:6] = 0, SRAI: 0x10 */
-	if ((insn >> 26) == 0)
-		WR(RD, x[RS1] >> ((insn >> 20) & 63));
-	else if ((insn >> 26) == 0x10)
-		WR(RD, (uint64_t)((int64_t)x[RS1] >> ((insn >> 20) & 63)));
-	else
-		goto illegal;
-	NEXT4;
-i_ori:
-	WR(RD, x[RS1] | imm_i(insn));
-	NEXT4;
-i_andi:
-	WR(RD, x[RS1] & imm_i(insn));
-	NEXT4;
-
-i_addiw:
-	WR(RD, sext32(x[RS1] + imm_i(insn)));
-	NEXT4;
-i_slliw:
-	if (insn >> 25)
-		goto illegal;
-	WR(RD, sext32((uint32_t)x[RS1] << RS2));
-	NEXT4;
-i_srliw:
-	if ((insn >> 25) == 0)
-		WR(RD, sext32((uint32_t)x[RS1] >> RS2));
-	else if ((insn >> 25) == 0x20)
-		WR(RD, (uint64_t)(int64_t)((int32_t)x[RS1] >> RS2));
-	else
-		goto illegal;
-	NEXT4;
-
-	/* OP, by funct3; funct7 0x00 base, 0x20 SUB/SRA, 0x01 M extension */
-i_op0:
-	switch (insn >> 25) {
-	case 0x00:
-		WR(RD, x[RS1] + x[RS2]);
-		NEXT4;
-	case 0x20:
-		WR(RD, x[RS1] - x[RS2]);
-		NEXT4;
-	case 0x01:
-		WR(RD, x[RS1] * x[RS2]);
-		NEXT4;
-	}
-	goto illegal;
-i_op1:
-	switch (insn >> 25) {
-	case 0x00: /* SLL */
-		WR(RD, x[RS1] << (x[RS2] & 63));
-		NEXT4;
-	case 0x01: /* MULH */
-		WR(RD, mulh(x[RS1], x[RS2]));
-		NEXT4;
-	}
-	goto illegal;
-i_op2:
-	switch (insn >> 25) {
-	case 0x00: /* SLT */
-		WR(RD, (int64_t)x[RS1] < (int64_t)x[RS2]);
-		NEXT4;
-	case 0x01: /* MULHSU */
-		WR(RD, mulhsu(x[RS1], x[RS2]));
-		NEXT4;
-	}
-	goto illegal;
-i_op3:
-	switch (insn >> 25) {
-	case 0x00: /* SLTU */
-		WR(RD, x[RS1] < x[RS2]);
-		NEXT4;
-	case 0x01: /* MULHU */
-		WR(RD, mulhu(x[RS1], x[RS2]));
-		NEXT4;
-	}
-	goto illegal;
-i_op4:
-	switch (insn >> 25) {
-	case 0x00: /* XOR */
-		WR(RD, x[RS1] ^ x[RS2]);
-		NEXT4;
-	case 0x01: /* DIV */
-		WR(RD, div64(x[RS1], x[RS2]));
-		NEXT4;
-	}
-	goto illegal;
-i_op5:
-	switch (insn >> 25) {
-	case 0x00: /* SRL */
-		WR(RD, x[RS1] >> (x[RS2] & 63));
-		NEXT4;
-	case 0x20: /* SRA */
-		WR(RD, (uint64_t)((int64_t)x[RS1] >> (x[RS2] & 63)));
-		NEXT4;
-	case 0x01: /* DIVU */
-		WR(RD, x[RS2] ? x[RS1] / x[RS2] : UINT64_MAX);
-		NEXT4;
-	}
-	goto illegal;
-i_op6:
-	switch (insn >> 25) {
-	case 0x00: /* OR */
-		WR(RD, x[RS1] | x[RS2]);
-		NEXT4;
-	case 0x01: /* REM */
-		WR(RD, rem64(x[RS1], x[RS2]));
-		NEXT4;
-	}
-	goto illegal;
-i_op7:
-	switch (insn >> 25) {
-	case 0x00: /* AND */
-		WR(RD, x[RS1] & x[RS2]);
-		NEXT4;
-	case 0x01: /* REMU */
-		WR(RD, x[RS2] ? x[RS1] % x[RS2] : x[RS1]);
-		NEXT4;
-	}
-	goto illegal;
-
-i_op32: {
-	uint64_t a = x[RS1], b = x[RS2];
-
-	switch ((insn >> 25) << 3 | F3) {
-	case 0x000: /* ADDW */
-		v = sext32(a + b);
-		break;
-	case 0x100: /* SUBW */
-		v = sext32(a - b);
-		break;
-	case 0x001: /* SLLW */
-		v = sext32((uint32_t)a << (b & 31));
-		break;
-	case 0x005: /* SRLW */
-		v = sext32((uint32_t)a >> (b & 31));
-		break;
-	case 0x105: /* SRAW */
-		v = (uint64_t)(int64_t)((int32_t)a >> (b & 31));
-		break;
-	case 0x008: /* MULW */
-		v = sext32(a * b);
-		break;
-	case 0x00c: /* DIVW */
-		v = div32(a, b);
-		break;
-	case 0x00d: /* DIVUW */
-		v = divu32(a, b);
-		break;
-	case 0x00e: /* REMW */
-		v = rem32(a, b);
-		break;
-	case 0x00f: /* REMUW */
-		v = remu32(a, b);
-		break;
-	default:
-		goto illegal;
-	}
-	WR(RD, v);
-	NEXT4;
+	insn = lo;
+	if ((lo & 3) == 3)
+		memcpy(&insn, (const void *)(uintptr_t)(pc + addend), 4);
+	decode((dslot_t *)sp, insn);
+	goto *sp->h;
 }
 
-i_fence:
-	/* FENCE, PAUSE: one hart, accesses already in order. FENCE.I:
-	 * nothing decoded is cached. */
-	NEXT4;
+page_end:
+	/* A sentinel, not an instruction: execution left the page. */
+	n--;
+	s->pc = PC;
+	goto transfer;
 
-i_amo: {
-	unsigned f5 = insn >> 27, size = F3 == 2 ? 4 : 8;
-	bool word = size == 4;
+	/* ---- RV64I ---- */
+	HANDLER(nop, )
+	HANDLER(lui, x[RD] = IMM)
+	HANDLER(auipc, x[RD] = PC + IMM)
+	HANDLER(jal, v = PC; WR(RD, v + LEN); JUMP(v + IMM))
+	/* target before rd: rd may be rs1 */
+	HANDLER(jalr, v = (x[RS1] + IMM) & ~1ull; WR(RD, PC + LEN); JUMP(v))
+	HANDLER(beq, BRANCH(x[RS1] == x[RS2]))
+	HANDLER(bne, BRANCH(x[RS1] != x[RS2]))
+	HANDLER(blt, BRANCH((int64_t)x[RS1] < (int64_t)x[RS2]))
+	HANDLER(bge, BRANCH((int64_t)x[RS1] >= (int64_t)x[RS2]))
+	HANDLER(bltu, BRANCH(x[RS1] < x[RS2]))
+	HANDLER(bgeu, BRANCH(x[RS1] >= x[RS2]))
 
-	va = x[RS1];
+	HANDLER(lb, LOAD(x[RS1] + IMM, 1, v);
+		WR(RD, (uint64_t)(int64_t)(int8_t)v))
+	HANDLER(lh, LOAD(x[RS1] + IMM, 2, v);
+		WR(RD, (uint64_t)(int64_t)(int16_t)v))
+	HANDLER(lw, LOAD(x[RS1] + IMM, 4, v); WR(RD, sext32(v)))
+	HANDLER(ld, LOAD(x[RS1] + IMM, 8, v); WR(RD, v))
+	HANDLER(lbu, LOAD(x[RS1] + IMM, 1, v); WR(RD, v))
+	HANDLER(lhu, LOAD(x[RS1] + IMM, 2, v); WR(RD, v))
+	HANDLER(lwu, LOAD(x[RS1] + IMM, 4, v); WR(RD, v))
+	HANDLER(sb, STORE(x[RS1] + IMM, 1, x[RS2]))
+	HANDLER(sh, STORE(x[RS1] + IMM, 2, x[RS2]))
+	HANDLER(sw, STORE(x[RS1] + IMM, 4, x[RS2]))
+	HANDLER(sd, STORE(x[RS1] + IMM, 8, x[RS2]))
+
+	/* rd is never x0 below: such instructions are decoded as nop. */
+	HANDLER(addi, x[RD] = x[RS1] + IMM)
+	HANDLER(slti, x[RD] = (int64_t)x[RS1] < (int64_t)IMM)
+	HANDLER(sltiu, x[RD] = x[RS1] < IMM)
+	HANDLER(xori, x[RD] = x[RS1] ^ IMM)
+	HANDLER(ori, x[RD] = x[RS1] | IMM)
+	HANDLER(andi, x[RD] = x[RS1] & IMM)
+	HANDLER(slli, x[RD] = x[RS1] << IMM)
+	HANDLER(srli, x[RD] = x[RS1] >> IMM)
+	HANDLER(srai, x[RD] = (uint64_t)((int64_t)x[RS1] >> IMM))
+	HANDLER(addiw, x[RD] = sext32(x[RS1] + IMM))
+	HANDLER(slliw, x[RD] = sext32((uint32_t)x[RS1] << IMM))
+	HANDLER(srliw, x[RD] = sext32((uint32_t)x[RS1] >> IMM))
+	HANDLER(sraiw, x[RD] = (uint64_t)(int64_t)((int32_t)x[RS1] >> IMM))
+
+	HANDLER(add, x[RD] = x[RS1] + x[RS2])
+	HANDLER(sub, x[RD] = x[RS1] - x[RS2])
+	HANDLER(sll, x[RD] = x[RS1] << (x[RS2] & 63))
+	HANDLER(slt, x[RD] = (int64_t)x[RS1] < (int64_t)x[RS2])
+	HANDLER(sltu, x[RD] = x[RS1] < x[RS2])
+	HANDLER(xor, x[RD] = x[RS1] ^ x[RS2])
+	HANDLER(srl, x[RD] = x[RS1] >> (x[RS2] & 63))
+	HANDLER(sra, x[RD] = (uint64_t)((int64_t)x[RS1] >> (x[RS2] & 63)))
+	HANDLER(or, x[RD] = x[RS1] | x[RS2])
+	HANDLER(and, x[RD] = x[RS1] & x[RS2])
+	HANDLER(mul, x[RD] = x[RS1] * x[RS2])
+	HANDLER(mulh, x[RD] = mulh(x[RS1], x[RS2]))
+	HANDLER(mulhsu, x[RD] = mulhsu(x[RS1], x[RS2]))
+	HANDLER(mulhu, x[RD] = mulhu(x[RS1], x[RS2]))
+	HANDLER(div, x[RD] = div64(x[RS1], x[RS2]))
+	HANDLER(divu, x[RD] = x[RS2] ? x[RS1] / x[RS2] : UINT64_MAX)
+	HANDLER(rem, x[RD] = rem64(x[RS1], x[RS2]))
+	HANDLER(remu, x[RD] = x[RS2] ? x[RS1] % x[RS2] : x[RS1])
+	HANDLER(addw, x[RD] = sext32(x[RS1] + x[RS2]))
+	HANDLER(subw, x[RD] = sext32(x[RS1] - x[RS2]))
+	HANDLER(sllw, x[RD] = sext32((uint32_t)x[RS1] << (x[RS2] & 31)))
+	HANDLER(srlw, x[RD] = sext32((uint32_t)x[RS1] >> (x[RS2] & 31)))
+	HANDLER(sraw, x[RD] = (uint64_t)(int64_t)((int32_t)x[RS1] >>
+						  (x[RS2] & 31)))
+	HANDLER(mulw, x[RD] = sext32(x[RS1] * x[RS2]))
+	HANDLER(divw, x[RD] = div32(x[RS1], x[RS2]))
+	HANDLER(divuw, x[RD] = divu32(x[RS1], x[RS2]))
+	HANDLER(remw, x[RD] = rem32(x[RS1], x[RS2]))
+	HANDLER(remuw, x[RD] = remu32(x[RS1], x[RS2]))
+
+	/* ---- F/D loads and stores; arithmetic in fpu.c ---- */
+	HANDLER(flw, if (!FP_ENABLED()) goto illegal;
+		LOAD(x[RS1] + IMM, 4, v);
+		s->f[RD] = v | 0xffffffff00000000ull;	/* NaN-boxed */
+		FP_DIRTY())
+	HANDLER(fld, if (!FP_ENABLED()) goto illegal;
+		LOAD(x[RS1] + IMM, 8, v);
+		s->f[RD] = v;
+		FP_DIRTY())
+	HANDLER(fsw, if (!FP_ENABLED()) goto illegal;
+		STORE(x[RS1] + IMM, 4, s->f[RS2]))
+	HANDLER(fsd, if (!FP_ENABLED()) goto illegal;
+		STORE(x[RS1] + IMM, 8, s->f[RS2]))
+
+h_fp:
+	if (fpu_exec(h, (uint32_t)sp->imm))
+		goto illegal;
+	NEXT(4);
+
+h_amo: {
+	unsigned f5, size;
+	bool word;
+
+	insn = (uint32_t)sp->imm;
+	f5 = insn >> 27;
+	size = IF3 == 2 ? 4 : 8;
+	word = size == 4;
+	va = x[IRS1];
 	if (f5 == AMO_LR) {
-		if (RS2)
+		if (IRS2)
 			goto illegal;
 		if (va & (size - 1))
 			FAULT(CAUSE_LOAD_MISALIGNED, va);
 		LOAD(va, size, v);
 		s->reservation = va;
-		WR(RD, word ? sext32(v) : v);
-		NEXT4;
+		WR(IRD, word ? sext32(v) : v);
+		NEXT(4);
 	}
 	if (f5 != AMO_SC && !((AMO_VALID >> f5) & 1))
 		goto illegal;
@@ -820,13 +965,13 @@ i_amo: {
 		/* Fails unless this hart's reservation covers va. */
 		if (s->reservation != va) {
 			s->reservation = UINT64_MAX;
-			WR(RD, 1);
-			NEXT4;
+			WR(IRD, 1);
+			NEXT(4);
 		}
-		STORE(va, size, x[RS2]);
+		STORE(va, size, x[IRS2]);
 		s->reservation = UINT64_MAX;
-		WR(RD, 0);
-		NEXT4;
+		WR(IRD, 0);
+		NEXT(4);
 	} else {
 		uint8_t *p = mmu_amo_ptr(h, va, size, dkey);
 		uint64_t old = 0, nv;
@@ -834,47 +979,22 @@ i_amo: {
 		if (!p)
 			goto exception;
 		memcpy(&old, p, size);
-		nv = amo_compute(f5, old, x[RS2], word);
+		nv = amo_compute(f5, old, x[IRS2], word);
 		memcpy(p, &nv, size);
-		WR(RD, word ? sext32(old) : old);
-		NEXT4;
+		WR(IRD, word ? sext32(old) : old);
+		NEXT(4);
 	}
 }
 
-	/* ---- F/D loads and stores; arithmetic in fpu.c ---- */
-i_flw:
-	if (!FP_ENABLED())
-		goto illegal;
-	LOAD(x[RS1] + imm_i(insn), 4, v);
-	s->f[RD] = v | 0xffffffff00000000ull;	/* NaN-boxed */
-	FP_DIRTY();
-	NEXT4;
-i_fld:
-	if (!FP_ENABLED())
-		goto illegal;
-	LOAD(x[RS1] + imm_i(insn), 8, v);
-	s->f[RD] = v;
-	FP_DIRTY();
-	NEXT4;
-i_fsw:
-	if (!FP_ENABLED())
-		goto illegal;
-	STORE(x[RS1] + imm_s(insn), 4, s->f[RS2]);
-	NEXT4;
-i_fsd:
-	if (!FP_ENABLED())
-		goto illegal;
-	STORE(x[RS1] + imm_s(insn), 8, s->f[RS2]);
-	NEXT4;
-i_fp:
-	if (fpu_exec(h, insn))
-		goto illegal;
-	NEXT4;
+h_ebreak: /* C.EBREAK */
+	FAULT(CAUSE_BREAKPOINT, PC);
 
-i_system: {
-	unsigned f3 = F3;
+h_system: {
+	unsigned f3;
 	uint64_t old;
 
+	insn = (uint32_t)sp->imm;
+	f3 = IF3;
 	s->pc = PC;
 	if (f3 == 0) {
 		switch (insn) {
@@ -926,194 +1046,23 @@ i_system: {
 	if (f3 == 4)
 		goto illegal;
 	/* Zicsr; rs1 = x0 / uimm = 0 means no write for RS and RC. */
-	v = (f3 & 4) ? RS1 : x[RS1];
+	v = (f3 & 4) ? IRS1 : x[IRS1];
 	h->insns = n - 1;
 	if (!csr_op(h, insn >> 20, (enum csr_op)(f3 & 3), v,
-		    (f3 & 3) == CSR_OP_RW || RS1 != 0, &old))
+		    (f3 & 3) == CSR_OP_RW || IRS1 != 0, &old))
 		goto illegal;
-	WR(RD, old);
+	WR(IRD, old);
 	/* The write may have unmasked an interrupt or changed translation:
 	 * re-derive at the transfer point. */
 	s->pc += 4;
 	goto transfer;
 }
 
-	/* ---- Compressed (unprivileged spec chapter 16) ---- */
-c_addi4spn: /* also catches the all-zero illegal instruction */
-	insn &= 0xffff;
-	v = cimm_addi4spn(insn);
-	if (!v)
-		goto illegal;
-	x[CRS2P] = x[2] + v;
-	NEXT2;
-c_fld:
-	insn &= 0xffff;
-	if (!FP_ENABLED())
-		goto illegal;
-	LOAD(x[CRS1P] + cimm_ld(insn), 8, v);
-	s->f[CRS2P] = v;
-	FP_DIRTY();
-	NEXT2;
-c_lw:
-	LOAD(x[CRS1P] + cimm_lw(insn), 4, v);
-	x[CRS2P] = sext32(v);
-	NEXT2;
-c_ld:
-	LOAD(x[CRS1P] + cimm_ld(insn), 8, v);
-	x[CRS2P] = v;
-	NEXT2;
-c_fsd:
-	insn &= 0xffff;
-	if (!FP_ENABLED())
-		goto illegal;
-	STORE(x[CRS1P] + cimm_ld(insn), 8, s->f[CRS2P]);
-	NEXT2;
-c_sw:
-	STORE(x[CRS1P] + cimm_lw(insn), 4, x[CRS2P]);
-	NEXT2;
-c_sd:
-	STORE(x[CRS1P] + cimm_ld(insn), 8, x[CRS2P]);
-	NEXT2;
-c_addi: /* C.NOP and rd = 0 are hints */
-	rd = RD;
-	WR(rd, x[rd] + cimm6(insn));
-	NEXT2;
-c_addiw: /* rd = 0 reserved */
-	insn &= 0xffff;
-	rd = RD;
-	if (!rd)
-		goto illegal;
-	x[rd] = sext32(x[rd] + cimm6(insn));
-	NEXT2;
-c_li:
-	WR(RD, cimm6(insn));
-	NEXT2;
-c_lui: /* rd = 2: C.ADDI16SP; zero immediates reserved */
-	insn &= 0xffff;
-	rd = RD;
-	if (rd == 2) {
-		v = cimm_addi16sp(insn);
-		if (!v)
-			goto illegal;
-		x[2] += v;
-	} else {
-		v = cimm6(insn) << 12;
-		if (!v)
-			goto illegal;
-		WR(rd, v);
-	}
-	NEXT2;
-c_alu: {
-	unsigned r = CRS1P, r2 = CRS2P;
-
-	insn &= 0xffff;
-	switch ((insn >> 10) & 3) {
-	case 0: /* C.SRLI */
-		x[r] >>= cshamt(insn);
-		NEXT2;
-	case 1: /* C.SRAI */
-		x[r] = (uint64_t)((int64_t)x[r] >> cshamt(insn));
-		NEXT2;
-	case 2: /* C.ANDI */
-		x[r] &= cimm6(insn);
-		NEXT2;
-	}
-	switch (((insn >> 10) & 4) | ((insn >> 5) & 3)) {
-	case 0: /* C.SUB */
-		x[r] -= x[r2];
-		NEXT2;
-	case 1: /* C.XOR */
-		x[r] ^= x[r2];
-		NEXT2;
-	case 2: /* C.OR */
-		x[r] |= x[r2];
-		NEXT2;
-	case 3: /* C.AND */
-		x[r] &= x[r2];
-		NEXT2;
-	case 4: /* C.SUBW */
-		x[r] = sext32(x[r] - x[r2]);
-		NEXT2;
-	case 5: /* C.ADDW */
-		x[r] = sext32(x[r] + x[r2]);
-		NEXT2;
-	}
-	goto illegal;
-}
-c_j:
-	JUMP(PC + cimm_j(insn));
-c_beqz:
-	BRANCH(x[CRS1P] == 0, cimm_b(insn), 2);
-c_bnez:
-	BRANCH(x[CRS1P] != 0, cimm_b(insn), 2);
-c_slli: /* rd = 0 and shamt = 0 are hints */
-	rd = RD;
-	WR(rd, x[rd] << cshamt(insn));
-	NEXT2;
-c_fldsp:
-	insn &= 0xffff;
-	if (!FP_ENABLED())
-		goto illegal;
-	LOAD(x[2] + cimm_ldsp(insn), 8, v);
-	s->f[RD] = v;
-	FP_DIRTY();
-	NEXT2;
-c_lwsp: /* rd = 0 reserved */
-	insn &= 0xffff;
-	if (!RD)
-		goto illegal;
-	LOAD(x[2] + cimm_lwsp(insn), 4, v);
-	x[RD] = sext32(v);
-	NEXT2;
-c_ldsp: /* rd = 0 reserved */
-	insn &= 0xffff;
-	if (!RD)
-		goto illegal;
-	LOAD(x[2] + cimm_ldsp(insn), 8, v);
-	x[RD] = v;
-	NEXT2;
-c_jr_mv:
-	if (CRS2) { /* C.MV */
-		WR(RD, x[CRS2]);
-		NEXT2;
-	}
-	insn &= 0xffff;
-	if (!RD) /* C.JR with rs1 = x0 is reserved */
-		goto illegal;
-	JUMP(x[RD] & ~1ull);
-c_jalr_add:
-	if (CRS2) { /* C.ADD */
-		rd = RD;
-		WR(rd, x[rd] + x[CRS2]);
-		NEXT2;
-	}
-	insn &= 0xffff;
-	if (!RD) /* C.EBREAK */
-		FAULT(CAUSE_BREAKPOINT, PC);
-	/* C.JALR; target read before the link (rs1 may be ra) */
-	v = x[RD] & ~1ull;
-	x[1] = PC + 2;
-	JUMP(v);
-c_fsdsp:
-	insn &= 0xffff;
-	if (!FP_ENABLED())
-		goto illegal;
-	STORE(x[2] + cimm_sdsp(insn), 8, s->f[CRS2]);
-	NEXT2;
-c_swsp:
-	STORE(x[2] + cimm_swsp(insn), 4, x[CRS2]);
-	NEXT2;
-c_sdsp:
-	STORE(x[2] + cimm_sdsp(insn), 8, x[CRS2]);
-	NEXT2;
-
 illegal:
 	/* tval = the instruction bits (3.1.16); 16 of them if compressed */
-	if ((insn & 3) != 3)
-		insn &= 0xffff;
-	hart_fault(h, CAUSE_ILLEGAL_INSN, insn);
+	hart_fault(h, CAUSE_ILLEGAL_INSN, fetch_raw(h, PC, addend));
 exception:
-	/* The instruction at cp traps and does not retire. */
+	/* The instruction at sp traps and does not retire. */
 	s->pc = PC;
 	n--;
 	if (limit)
@@ -1128,17 +1077,18 @@ out:
 	return n;
 
 #undef PC
+#undef SLOT_AT
 #undef RD
 #undef RS1
 #undef RS2
-#undef F3
-#undef CRS2P
-#undef CRS1P
-#undef CRS2
+#undef IMM
+#undef IRD
+#undef IRS1
+#undef IRS2
+#undef IF3
 #undef WR
 #undef DISPATCH
-#undef NEXT4
-#undef NEXT2
+#undef NEXT
 #undef JUMP
 #undef BRANCH
 #undef FAULT
@@ -1146,4 +1096,5 @@ out:
 #undef STORE
 #undef FP_ENABLED
 #undef FP_DIRTY
+#undef HANDLER
 }

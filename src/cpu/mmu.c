@@ -139,6 +139,17 @@ static void tlb_fill(tlb_entry_t *t, uint64_t va, uint64_t key,
 	e->addend = (uintptr_t)host_page - (uintptr_t)page;
 }
 
+/*
+ * Pages holding decoded instructions never enter the write TLB: every store
+ * to them goes through ram_mark_dirty(), which drops what it overwrites.
+ */
+static void write_tlb_fill(hart_t *h, uint64_t va, uint64_t pa,
+			   uint8_t *host_page)
+{
+	if (!ram_page_code(h->ram, (pa - h->ram->base) >> PAGE_SHIFT))
+		tlb_fill(h->tlb_write, va, h->tlb_key_data, host_page);
+}
+
 /* Host address of the RAM page holding pa, or NULL (MMIO, unmapped). */
 static uint8_t *ram_page(hart_t *h, uint64_t pa)
 {
@@ -242,7 +253,7 @@ bool mmu_store_slow(hart_t *h, uint64_t va, unsigned size, uint64_t val)
 		 * in this logging round (or any page when not logging).
 		 */
 		ram_mark_dirty(h->ram, pa, size);
-		tlb_fill(h->tlb_write, va, h->tlb_key_data, page);
+		write_tlb_fill(h, va, pa, page);
 		tlb_fill(h->tlb_read, va, h->tlb_key_data, page);
 		memcpy(page + (pa & PAGE_MASK), &val, size);
 		return true;
@@ -271,7 +282,7 @@ uint8_t *mmu_amo_slow(hart_t *h, uint64_t va, unsigned size)
 		return NULL;
 	}
 	ram_mark_dirty(h->ram, pa, size);
-	tlb_fill(h->tlb_write, va, h->tlb_key_data, page);
+	write_tlb_fill(h, va, pa, page);
 	tlb_fill(h->tlb_read, va, h->tlb_key_data, page);
 	return page + (pa & PAGE_MASK);
 }

@@ -38,6 +38,8 @@ int ram_init(ram_t *r, uint64_t base, uint64_t size, char *err, size_t errlen)
 
 void ram_free(ram_t *r)
 {
+	if (r->code_free)
+		r->code_free(r->code_cache);
 	if (r->host)
 		munmap(r->host, r->size);
 	free(r->dirty);
@@ -48,14 +50,23 @@ void ram_mark_dirty(ram_t *r, uint64_t gpa, uint64_t len)
 {
 	uint64_t first, last;
 
-	if (!r->logging || len == 0 || !ram_contains(r, gpa, 1))
+	if (len == 0 || !ram_contains(r, gpa, 1))
 		return;
 	if (len > r->size - (gpa - r->base))
 		len = r->size - (gpa - r->base);
 	first = (gpa - r->base) >> RAM_PAGE_SHIFT;
 	last = (gpa - r->base + len - 1) >> RAM_PAGE_SHIFT;
-	for (uint64_t p = first; p <= last; p++)
-		r->dirty[p >> 6] |= 1ull << (p & 63);
+	if (r->logging)
+		for (uint64_t p = first; p <= last; p++)
+			r->dirty[p >> 6] |= 1ull << (p & 63);
+	if (r->code) {
+		for (uint64_t p = first; p <= last; p++) {
+			if (ram_page_code(r, p)) {
+				r->code_written(r->code_cache, gpa, len);
+				break;
+			}
+		}
+	}
 }
 
 int ram_dma_read(const ram_t *r, uint64_t gpa, void *buf, size_t len)

@@ -7,6 +7,10 @@
  * are already marked dirty in the current round while logging is on; any
  * other store takes the slow path, which calls ram_mark_dirty(). Device DMA
  * goes through ram_dma_write(), which marks too.
+ *
+ * The same path keeps decoded instructions coherent (cpu/dcache.h): pages
+ * marked in `code` never enter a write TLB, and ram_mark_dirty() reports
+ * writes to them through code_written.
  */
 #ifndef TERN_RAM_H
 #define TERN_RAM_H
@@ -26,6 +30,12 @@ typedef struct ram {
 	uint64_t *dirty;	/* one bit per page */
 	bool logging;		/* dirty logging on */
 	uint64_t generation;	/* bumped when harts must drop write TLBs */
+
+	/* Decoded-code tracking, owned by the CPU layer (cpu/dcache.h). */
+	uint64_t *code;		/* one bit per page holding decoded code */
+	void *code_cache;
+	void (*code_written)(void *cache, uint64_t gpa, uint64_t len);
+	void (*code_free)(void *cache);
 } ram_t;
 
 int ram_init(ram_t *r, uint64_t base, uint64_t size, char *err, size_t errlen);
@@ -47,7 +57,18 @@ static inline bool ram_page_dirty(const ram_t *r, uint64_t pfn)
 	return (r->dirty[pfn >> 6] >> (pfn & 63)) & 1;
 }
 
-/* Marks every page touching [gpa, gpa+len) dirty (no-op unless logging). */
+/* True when page pfn holds decoded instructions: stores must not bypass
+ * ram_mark_dirty() (no write-TLB entry). */
+static inline bool ram_page_code(const ram_t *r, uint64_t pfn)
+{
+	return r->code && ((r->code[pfn >> 6] >> (pfn & 63)) & 1);
+}
+
+/*
+ * Marks every page touching [gpa, gpa+len) dirty (while logging), and drops
+ * decoded instructions the write overlaps. Every write to RAM other than
+ * through a write-TLB entry must call it.
+ */
 void ram_mark_dirty(ram_t *r, uint64_t gpa, uint64_t len);
 
 /* Device DMA. Return 0, or -1 if the range is not entirely guest RAM. */

@@ -15,6 +15,7 @@
 #include <cmocka.h>
 
 #include "cpu/csr.h"
+#include "cpu/dcache.h"
 #include "cpu/hart.h"
 #include "machine/machine.h"
 
@@ -140,12 +141,14 @@ static void *gpa(uint64_t pa)
 static void emit(uint32_t insn)
 {
 	memcpy(gpa(at), &insn, 4);
+	ram_mark_dirty(&mach->ram, at, 4);
 	at += 4;
 }
 
 static void emit16(uint16_t insn)
 {
 	memcpy(gpa(at), &insn, 2);
+	ram_mark_dirty(&mach->ram, at, 2);
 	at += 2;
 }
 
@@ -160,6 +163,7 @@ static uint64_t rd64(uint64_t pa)
 static void wr64(uint64_t pa, uint64_t v)
 {
 	memcpy(gpa(pa), &v, 8);
+	ram_mark_dirty(&mach->ram, pa, 8);
 }
 
 /*
@@ -657,6 +661,7 @@ static void check_jump(uint64_t from, int32_t off, uint32_t insn, bool rvc)
 	run();
 	assert_int_equal(hart->s.pc, to + 4);
 	memset(gpa(to), 0, 4);
+	ram_mark_dirty(&mach->ram, to, 4);
 }
 
 static void test_jump_offsets(void **state)
@@ -1445,6 +1450,222 @@ static void test_state_check(void **state)
 	assert_int_equal(total, sizeof(hart_state_t));
 }
 
+/* ---- decoded-instruction cache coherence (cpu/dcache.h) ---- */
+
+#define FENCE_I 0x0000100fu
+
+/* Runs the program at CODE again from the start. */
+static void rerun(void)
+{
+	hart->s.pc = CODE;
+	hart->s.wfi = 0;
+	run();
+}
+
+/* A store over an instruction that already ran: the new one runs next. */
+static void test_smc_store(void **state)
+{
+	(void)state;
+	hart->s.x[T1] = ADDI(A0, A0, 100);
+	hart->s.x[T2] = CODE;
+	emit(ADDI(A0, A0, 1));		/* 0: overwritten by the store */
+	emit(BNE(S0, 0, 16));		/* 4: second pass: done */
+	emit(STORE(2, T1, T2, 0));	/* 8: sw t1, 0(t2) */
+	emit(ADDI(S0, 0, 1));		/* 12 */
+	emit(JAL(0, -16));		/* 16: back to 0 */
+	emit(WFI);			/* 20 */
+	run();
+	assert_int_equal(hart->s.x[A0], 101);
+}
+
+/* A store over the very next instruction of the running straight line. */
+static void smc_next(bool fence)
+{
+	hart->s.x[T1] = ADDI(A0, A0, 1);
+	hart->s.x[T2] = CODE + (fence ? 8 : 4);
+	emit(STORE(2, T1, T2, 0));	/* sw t1, 0(t2) */
+	if (fence)
+		emit(FENCE_I);
+	emit(ADDI(A0, A0, 1));
+	emit(WFI);
+	run();
+	assert_int_equal(hart->s.x[A0], 1);
+	/* The instruction is decoded now; replace it while running. */
+	hart->s.x[T1] = ADDI(A0, A0, 100);
+	rerun();
+	assert_int_equal(hart->s.x[A0], 101);
+	/* ...and the new one is what stays cached. */
+	hart->s.x[T1] = ADDI(A0, A0, 100);
+	rerun();
+	assert_int_equal(hart->s.x[A0], 201);
+}
+
+static void test_smc_next_insn(void **state)
+{
+	(void)state;
+	smc_next(false);
+}
+
+static void test_fence_i(void **state)
+{
+	(void)state;
+	smc_next(true);
+}
+
+/* Device DMA over executed code (virtio writes land the same way). */
+static void test_dma_over_code(void **state)
+{
+	uint32_t repl = ADDI(A0, A0, 100);
+	uint16_t crepl = c_ci(0, 1, A0, 7);	/* c.addi a0, 7 */
+
+	(void)state;
+	emit(ADDI(A0, A0, 1));
+	emit16(c_ci(0, 1, A0, 2));		/* c.addi a0, 2 */
+	emit16(c_ci(0, 1, A0, 2));
+	emit(WFI);
+	run();
+	assert_int_equal(hart->s.x[A0], 5);
+	assert_int_equal(ram_dma_write(&mach->ram, CODE, &repl, 4), 0);
+	assert_int_equal(ram_dma_write(&mach->ram, CODE + 6, &crepl, 2), 0);
+	rerun();
+	assert_int_equal(hart->s.x[A0], 5 + 100 + 2 + 7);
+	/* A write that only partly covers a 32-bit instruction. */
+	repl = ADDI(A0, A0, 0x300);
+	assert_int_equal(ram_dma_write(&mach->ram, CODE + 2,
+				       (uint8_t *)&repl + 2, 2), 0);
+	rerun();
+	assert_int_equal(hart->s.x[A0], 114 + 0x300 + 2 + 7);
+}
+
+/*
+ * A page first written through the CPU (so a write-TLB entry could exist),
+ * then executed, then written again: the second store must still drop the
+ * decoded instruction.
+ */
+static void test_store_after_decode(void **state)
+{
+	const uint64_t fn = CODE + 0x2000;
+
+	(void)state;
+	hart->s.x[T1] = ADDI(A0, A0, 100);
+	hart->s.x[T2] = fn;
+	at = fn;
+	emit(ADDI(A0, A0, 1));
+	emit(JALR(0, RA, 0));
+	at = CODE;
+	emit(STORE(2, 0, T2, 0x100));	/* sw zero, 0x100(t2): data store */
+	emit(JALR(RA, T2, 0));		/* a0 += 1 */
+	emit(STORE(2, T1, T2, 0));	/* replace the first instruction */
+	emit(JALR(RA, T2, 0));		/* a0 += 100 */
+	emit(STORE(2, T0, T2, 0));	/* and again, right after a store */
+	emit(JALR(RA, T2, 0));		/* a0 += 1000 */
+	emit(WFI);
+	hart->s.x[T0] = ADDI(A0, A0, 1000);
+	run();
+	assert_int_equal(hart->s.x[A0], 1101);
+}
+
+/* Straight-line code running from one page into the next. */
+static void test_code_across_pages(void **state)
+{
+	const uint64_t b = CODE + 0x3000;	/* a page boundary */
+	uint32_t repl = ADDI(A0, A0, 100);
+
+	(void)state;
+	hart->s.pc = b - 8;
+	at = b - 8;
+	emit(ADDI(A0, A0, 1));
+	emit16(c_ci(0, 1, A0, 1));		/* c.addi a0, 1 */
+	emit16(c_ci(0, 1, A0, 1));		/* last parcel of the page */
+	emit(ADDI(A0, A0, 1));			/* first of the next */
+	emit(WFI);
+	run();
+	assert_int_equal(hart->s.x[A0], 4);
+	assert_int_equal(ram_dma_write(&mach->ram, b, &repl, 4), 0);
+	hart->s.pc = b - 8;
+	hart->s.wfi = 0;
+	run();
+	assert_int_equal(hart->s.x[A0], 4 + 3 + 100);
+}
+
+/* A 32-bit instruction whose halves sit on two pages. */
+static void test_insn_split_across_pages(void **state)
+{
+	const uint64_t b = CODE + 0x3000;
+	uint32_t insn = ADDI(A0, A0, 0x10), repl = ADDI(A0, A0, 0x20);
+	uint16_t hi = (uint16_t)(repl >> 16);
+
+	(void)state;
+	hart->s.pc = b - 6;
+	at = b - 6;
+	emit(ADDI(A0, A0, 1));
+	emit(insn);				/* at b - 2 */
+	emit(WFI);
+	run();
+	assert_int_equal(hart->s.x[A0], 0x11);
+	/* Only the upper half (the immediate) changes, on the next page. */
+	assert_int_equal(ram_dma_write(&mach->ram, b, &hi, 2), 0);
+	hart->s.pc = b - 6;
+	hart->s.wfi = 0;
+	run();
+	assert_int_equal(hart->s.x[A0], 0x11 + 0x21);
+	/* A CPU store to the upper half behaves the same. */
+	hart->s.x[T1] = ADDI(A0, A0, 0x40) >> 16;
+	hart->s.x[T2] = b;
+	at = b + 0x100;
+	emit(STORE(1, T1, T2, 0));		/* sh t1, 0(t2) */
+	emit(JAL(0, -0x106));			/* to b - 2 */
+	hart->s.pc = b + 0x100;
+	hart->s.wfi = 0;
+	run();
+	assert_int_equal(hart->s.x[A0], 0x11 + 0x21 + 0x40);
+}
+
+/* More code pages than the cache holds: it starts over, still coherent. */
+static void test_dcache_capacity(void **state)
+{
+	const unsigned npages = DCACHE_MAX_PAGES + 300;	/* code pages */
+	machine_t *saved = mach;
+	hart_t *saved_hart = hart;
+	uint32_t repl = ADDI(A0, A0, 100);
+	char err[256];
+	uint64_t p;
+
+	(void)state;
+	mach = calloc(1, sizeof(*mach));
+	assert_non_null(mach);
+	assert_int_equal(machine_init(mach, (uint64_t)(npages + 16) << 12, 1,
+				      err, sizeof(err)),
+			 0);
+	hart = &mach->harts[0];
+	for (unsigned i = 0; i < npages; i++) {
+		at = CODE + ((uint64_t)i << 12);
+		emit(ADDI(A0, A0, 1));
+		emit(JAL(0, 4096 - 4));		/* to the next page */
+	}
+	at = CODE + ((uint64_t)npages << 12);
+	emit(WFI);
+	for (int pass = 1; pass <= 2; pass++) {
+		rerun();
+		assert_int_equal(hart->s.x[A0], (uint64_t)pass * npages);
+	}
+	/* A page still cached (the last ones ran after the cache started
+	 * over), then one long dropped. */
+	p = CODE + ((uint64_t)(npages - 1) << 12);
+	assert_int_equal(ram_dma_write(&mach->ram, p, &repl, 4), 0);
+	hart->s.pc = p;
+	hart->s.wfi = 0;
+	run();
+	assert_int_equal(hart->s.x[A0], 2ull * npages + 100);
+	assert_int_equal(ram_dma_write(&mach->ram, CODE + 0x1000, &repl, 4), 0);
+	rerun();
+	assert_int_equal(hart->s.x[A0], 3ull * npages + 100 + 2 * 99);
+	machine_destroy(mach);
+	free(mach);
+	mach = saved;
+	hart = saved_hart;
+}
+
 #define T(f) cmocka_unit_test_setup_teardown(f, setup, teardown)
 
 int main(void)
@@ -1482,6 +1703,14 @@ int main(void)
 		T(test_amo_misaligned),
 		T(test_fp_mem),
 		T(test_state_check),
+		T(test_smc_store),
+		T(test_smc_next_insn),
+		T(test_fence_i),
+		T(test_dma_over_code),
+		T(test_store_after_decode),
+		T(test_code_across_pages),
+		T(test_insn_split_across_pages),
+		T(test_dcache_capacity),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);

@@ -91,11 +91,13 @@ static uint64_t rd64(uint64_t pa)
 static void wr64(uint64_t pa, uint64_t v)
 {
 	memcpy(gpa(pa), &v, 8);
+	ram_mark_dirty(&mach->ram, pa, 8);
 }
 
 static void emit(uint32_t insn)
 {
 	memcpy(gpa(at), &insn, 4);
+	ram_mark_dirty(&mach->ram, at, 4);
 	at += 4;
 }
 
@@ -105,6 +107,7 @@ static uint64_t pt_alloc(void)
 
 	pt_next += 4096;
 	memset(gpa(p), 0, 4096);
+	ram_mark_dirty(&mach->ram, p, 4096);
 	return p;
 }
 
@@ -574,9 +577,12 @@ static void test_fetch_crossing(void **state)
 	map(0x40003000, DATA + 0x2000, 0, PTE_V | PTE_R | PTE_X | PTE_A);
 	memcpy(half, &insn, 4);
 	memcpy(gpa(DATA + 0x5ffe), &half[0], 2);
+	ram_mark_dirty(&mach->ram, DATA + 0x5ffe, 2);
 	memcpy(gpa(DATA + 0x2000), &half[1], 2);
+	ram_mark_dirty(&mach->ram, DATA + 0x2000, 2);
 	wr64(DATA + 0x2002, 0);
 	memcpy(gpa(DATA + 0x2002), &(uint32_t){ WFI }, 4);
+	ram_mark_dirty(&mach->ram, DATA + 0x2002, 4);
 	run_from(insn_va, PRV_S);
 	assert_no_fault();
 	assert_int_equal(hart->s.x[A0], 123);
