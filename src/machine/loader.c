@@ -178,6 +178,13 @@ int loader_boot(machine_t *m, const boot_config_t *bc, char *err, size_t errlen)
 		h->s.medeleg = 0xb1ff; /* causes 0-8, 12, 13, 15 */
 		h->s.mideleg = MIP_SSIP | MIP_STIP | MIP_SEIP;
 		h->s.mcounteren = 7;
+		/*
+		 * Linux lets user mode read `time` (the vDSO's clock) from its
+		 * SBI PMU driver's CPU-starting hook, which writes scounteren =
+		 * TM. tern's SBI has no PMU extension, so that hook never runs:
+		 * the board starts with the value the kernel would have set.
+		 */
+		h->s.scounteren = 2;
 		h->s.menvcfg = 1ull << 63; /* STCE */
 		h->s.stimecmp = UINT64_MAX;
 		hart_tlb_flush(h);

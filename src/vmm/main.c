@@ -3,6 +3,7 @@
  * tern-vmm: runs one RISC-V virtual machine in the foreground.
  */
 #include <errno.h>
+#include <fcntl.h>
 #include <getopt.h>
 #include <limits.h>
 #include <poll.h>
@@ -19,8 +20,10 @@
 #include "machine/loader.h"
 #include "machine/machine.h"
 #include "machine/platform.h"
+#include "migration/savevm.h"
 #include "util/log.h"
 #include "vmm/console.h"
+#include "vmm/control.h"
 
 #define DEFAULT_MEMORY_MIB 256
 #define MIN_MEMORY_MIB 16
@@ -28,6 +31,8 @@
 #define RUN_BUDGET 20000	/* instructions between timer/I-O checks */
 #define POLL_EVERY 16		/* run slices between non-blocking polls */
 #define MAX_SLEEP_NS 50000000ull
+#define PAUSED_SLEEP_NS 500000000ull	/* a paused VM only waits for I/O */
+#define MAX_POLLFDS (4 + 1 + CONTROL_MAX_CLIENTS)
 
 typedef struct disk_opt {
 	const char *path;
@@ -40,11 +45,39 @@ typedef struct vmm_opts {
 	const char *initrd;
 	const char *append;
 	const char *console;
+	const char *control;
+	const char *restore;
+	bool paused;
 	disk_opt_t disks[MAX_DISKS];
 	unsigned ndisks;
 	char default_kernel[PATH_MAX];
 	char default_initrd[PATH_MAX];
 } vmm_opts_t;
+
+/* QMP run states the control socket reports (query-status). */
+enum run_state {
+	RUN_RUNNING,
+	RUN_PAUSED,		/* stop command, or --paused after --restore */
+	RUN_PRELAUNCH,		/* --paused: not started yet (QEMU -S) */
+	RUN_SHUTDOWN,		/* powered off, about to exit */
+};
+
+static const char *const run_state_names[] = {
+	[RUN_RUNNING] = "running",
+	[RUN_PAUSED] = "paused",
+	[RUN_PRELAUNCH] = "prelaunch",
+	[RUN_SHUTDOWN] = "shutdown",
+};
+
+/* The monitor: options, the current machine, console and control socket. */
+typedef struct vmm {
+	vmm_opts_t o;
+	machine_t *m;
+	console_t con;
+	control_t ctl;
+	enum run_state state;
+	bool quit;		/* quit command */
+} vmm_t;
 
 static volatile sig_atomic_t got_signal;
 
@@ -65,6 +98,12 @@ static void usage(FILE *f)
 "  -a, --append ARGS      kernel command line (default \"console=ttyS0\")\n"
 "  -d, --disk FILE[,ro]   raw disk image as a virtio-blk device (repeatable, up to %d)\n"
 "  -c, --console SPEC     stdio (default) or unix:PATH\n"
+"  -C, --control PATH     serve the JSON control protocol (QMP-like) on a\n"
+"                         UNIX socket at PATH\n"
+"  -r, --restore FILE     resume the snapshot FILE (written by the control\n"
+"                         command save) instead of booting; give the same\n"
+"                         memory, disk and kernel options as the saved VM\n"
+"  -p, --paused           start paused; the control command cont runs it\n"
 "  -h, --help             show this help and exit\n"
 "  -V, --version          show the version and exit\n"
 "\n"
@@ -151,6 +190,9 @@ static int parse_args(int argc, char **argv, vmm_opts_t *o)
 		{ "append", required_argument, NULL, 'a' },
 		{ "disk", required_argument, NULL, 'd' },
 		{ "console", required_argument, NULL, 'c' },
+		{ "control", required_argument, NULL, 'C' },
+		{ "restore", required_argument, NULL, 'r' },
+		{ "paused", no_argument, NULL, 'p' },
 		{ "help", no_argument, NULL, 'h' },
 		{ "version", no_argument, NULL, 'V' },
 		{ 0 },
@@ -161,7 +203,7 @@ static int parse_args(int argc, char **argv, vmm_opts_t *o)
 	o->memory_mib = DEFAULT_MEMORY_MIB;
 	o->console = "stdio";
 	opterr = 0;
-	while ((opt = getopt_long(argc, argv, ":m:k:i:a:d:c:hV", longopts, NULL)) != -1) {
+	while ((opt = getopt_long(argc, argv, ":m:k:i:a:d:c:C:r:phV", longopts, NULL)) != -1) {
 		switch (opt) {
 		case 'm':
 			if (parse_memory(optarg, &o->memory_mib))
@@ -183,6 +225,15 @@ static int parse_args(int argc, char **argv, vmm_opts_t *o)
 		case 'c':
 			o->console = optarg;
 			break;
+		case 'C':
+			o->control = optarg;
+			break;
+		case 'r':
+			o->restore = optarg;
+			break;
+		case 'p':
+			o->paused = true;
+			break;
 		case 'h':
 			usage(stdout);
 			exit(0);
@@ -199,6 +250,10 @@ static int parse_args(int argc, char **argv, vmm_opts_t *o)
 	}
 	if (optind < argc) {
 		log_error("unexpected argument '%s' (see --help)", argv[optind]);
+		return -1;
+	}
+	if (o->paused && !o->control) {
+		log_error("--paused needs --control: nothing else could continue the VM");
 		return -1;
 	}
 	if (!o->kernel) {
@@ -232,9 +287,18 @@ static int parse_args(int argc, char **argv, vmm_opts_t *o)
 	return 0;
 }
 
-/* Creates the board: interrupt controllers, timer, console, disks. */
-static int build_machine(machine_t *m, const vmm_opts_t *o, console_t *con)
+/*
+ * Creates the board: interrupt controllers, timer, console, disks. Then
+ * either boots the kernel, or, with restore_fd >= 0, loads a snapshot: RAM
+ * (with the kernel and device tree the guest already has) and every state
+ * come from the file; the devices themselves are created from the options
+ * exactly as for a boot, which is what the snapshot's description is
+ * checked against.
+ */
+static int build_machine(vmm_t *v, int restore_fd)
 {
+	machine_t *m = v->m;
+	const vmm_opts_t *o = &v->o;
 	char err[256];
 	boot_config_t bc = { o->kernel, o->initrd, o->append };
 
@@ -242,7 +306,7 @@ static int build_machine(machine_t *m, const vmm_opts_t *o, console_t *con)
 		log_error("%s", err);
 		return -1;
 	}
-	if (platform_create(m, console_tx, con, err, sizeof(err))) {
+	if (platform_create(m, console_tx, &v->con, err, sizeof(err))) {
 		log_error("%s", err);
 		return -1;
 	}
@@ -253,8 +317,18 @@ static int build_machine(machine_t *m, const vmm_opts_t *o, console_t *con)
 			return -1;
 		}
 	}
-	if (loader_boot(m, &bc, err, sizeof(err))) {
-		log_error("%s", err);
+	if (restore_fd < 0) {
+		if (loader_boot(m, &bc, err, sizeof(err))) {
+			log_error("%s", err);
+			return -1;
+		}
+		return 0;
+	}
+	/* Firmware configuration, not guest state: as loader_boot sets it. */
+	for (unsigned i = 0; i < m->nharts; i++)
+		m->harts[i].sbi_builtin = true;
+	if (savevm_load(m, restore_fd, err, sizeof(err))) {
+		log_error("cannot restore %s: %s", o->restore, err);
 		return -1;
 	}
 	return 0;
@@ -270,18 +344,27 @@ static void feed_console(machine_t *m, console_t *con)
 		console_consume(con, uart_rx_push(m->uart, data, n));
 }
 
-/* Waits for I/O, for at most timeout_ns (0 = just look). */
-static void poll_io(machine_t *m, console_t *con, uint64_t timeout_ns)
+/*
+ * Waits for I/O on the console and the control socket, for at most
+ * timeout_ns (0 = just look). Control commands run here, between run
+ * slices, so no hart is ever inside hart_run when one changes the VM.
+ */
+static void poll_io(vmm_t *v, uint64_t timeout_ns)
 {
-	struct pollfd pfds[4];
-	int n = console_pollfds(con, pfds, 4);
+	struct pollfd pfds[MAX_POLLFDS];
+	int nc = console_pollfds(&v->con, pfds, 4);
+	int n = nc + control_pollfds(&v->ctl, pfds + nc, MAX_POLLFDS - nc);
 	struct timespec ts = { (time_t)(timeout_ns / 1000000000ull),
 			       (long)(timeout_ns % 1000000000ull) };
 
-	console_flush(con);
-	if (ppoll(pfds, (nfds_t)n, &ts, NULL) > 0)
-		console_handle(con, pfds, n);
-	feed_console(m, con);
+	console_flush(&v->con);
+	if (ppoll(pfds, (nfds_t)n, &ts, NULL) > 0) {
+		console_handle(&v->con, pfds, nc);
+		control_handle(&v->ctl, pfds + nc, n - nc);
+	}
+	/* A paused guest takes no input: it waits on the host side. */
+	if (v->state == RUN_RUNNING)
+		feed_console(v->m, &v->con);
 }
 
 static uint64_t wfi_sleep_ns(machine_t *m)
@@ -297,67 +380,196 @@ static uint64_t wfi_sleep_ns(machine_t *m)
 	return ns;
 }
 
-static enum power_request run(machine_t *m, console_t *con)
+static enum power_request run(vmm_t *v)
 {
+	machine_t *m = v->m;
 	hart_t *h = &m->harts[0];
 	unsigned slices = 0;
 	uint64_t insns = 0, t0 = vclock_host_ns();
 
 	while (m->power == POWER_RUN) {
-		machine_update_timers(m);
-		if (h->s.wfi && !(h->s.mip & h->s.mie)) {
-			poll_io(m, con, wfi_sleep_ns(m));
+		if (v->state != RUN_RUNNING) {
+			/* Harts and clock stopped: only the host side moves. */
+			poll_io(v, PAUSED_SLEEP_NS);
 		} else {
-			h->stop = false;
-			insns += hart_run(h, RUN_BUDGET);
-			if (++slices % POLL_EVERY == 0)
-				poll_io(m, con, 0);
+			machine_update_timers(m);
+			if (h->s.wfi && !(h->s.mip & h->s.mie)) {
+				poll_io(v, wfi_sleep_ns(m));
+			} else {
+				h->stop = false;
+				insns += hart_run(h, RUN_BUDGET);
+				if (++slices % POLL_EVERY == 0)
+					poll_io(v, 0);
+			}
 		}
-		if (con->quit || got_signal)
+		if (v->con.quit || got_signal || v->quit)
 			machine_request_stop(m, POWER_QUIT);
 	}
-	console_flush(con);
+	console_flush(&v->con);
 	log_debug("%llu instructions in %.2f s",
 		  (unsigned long long)insns, (double)(vclock_host_ns() - t0) / 1e9);
 	return m->power;
 }
 
+/* ---- control socket commands ---- */
+
+static const char *ctl_status(void *opaque)
+{
+	vmm_t *v = opaque;
+
+	return run_state_names[v->state];
+}
+
+static int ctl_stop(void *opaque, char *err, size_t errlen)
+{
+	vmm_t *v = opaque;
+
+	if (v->state != RUN_RUNNING)
+		return 0; /* already stopped: nothing to do, as in QMP */
+	vclock_pause(&v->m->clock);
+	v->state = RUN_PAUSED;
+	control_event(&v->ctl, "STOP", NULL);
+	return 0;
+}
+
+static int ctl_cont(void *opaque, char *err, size_t errlen)
+{
+	vmm_t *v = opaque;
+
+	if (v->state == RUN_RUNNING)
+		return 0;
+	if (v->state == RUN_SHUTDOWN) {
+		snprintf(err, errlen, "the VM has shut down");
+		return -1;
+	}
+	vclock_resume(&v->m->clock);
+	v->state = RUN_RUNNING;
+	control_event(&v->ctl, "RESUME", NULL);
+	return 0;
+}
+
+static void ctl_quit(void *opaque)
+{
+	vmm_t *v = opaque;
+
+	v->quit = true;
+}
+
+static int save_writer(void *opaque, int fd, char *err, size_t errlen)
+{
+	return savevm_save(opaque, fd, err, errlen);
+}
+
+/* Pauses (if running) for the snapshot and resumes afterwards. */
+static int ctl_save(void *opaque, const char *file, uint64_t *bytes, char *err,
+		    size_t errlen)
+{
+	vmm_t *v = opaque;
+	bool was_running = v->state == RUN_RUNNING;
+	int rc;
+
+	if (was_running)
+		vclock_pause(&v->m->clock);
+	rc = control_write_file(file, save_writer, v->m, bytes, err, errlen);
+	if (was_running)
+		vclock_resume(&v->m->clock);
+	return rc;
+}
+
+static const control_ops_t ctl_ops = {
+	.status = ctl_status,
+	.stop = ctl_stop,
+	.cont = ctl_cont,
+	.quit = ctl_quit,
+	.save = ctl_save,
+};
+
+/* SHUTDOWN / RESET event data, as QMP words them. */
+static json_t *power_event_data(bool guest, const char *reason)
+{
+	return json_pack("{s:b,s:s}", "guest", guest, "reason", reason);
+}
+
 int main(int argc, char **argv)
 {
-	vmm_opts_t o;
-	console_t con;
-	machine_t *m;
+	static vmm_t vmm;
+	vmm_t *v = &vmm;
 	char err[256];
-	enum power_request why;
-	int rc = 0;
+	enum power_request why = POWER_QUIT;
+	int rc = 0, restore_fd = -1;
 
 	log_set_prog("tern-vmm");
-	if (parse_args(argc, argv, &o))
+	if (parse_args(argc, argv, &v->o))
 		return 2;
-	m = calloc(1, sizeof(*m));
-	if (!m) {
+	v->m = calloc(1, sizeof(*v->m));
+	if (!v->m) {
 		log_error("out of memory");
 		return 1;
 	}
-	if (console_open(&con, o.console, err, sizeof(err))) {
+	if (v->o.restore) {
+		restore_fd = open(v->o.restore, O_RDONLY | O_CLOEXEC);
+		if (restore_fd < 0) {
+			log_error("cannot open snapshot %s: %s", v->o.restore,
+				  strerror(errno));
+			free(v->m);
+			return 1;
+		}
+	}
+	control_init(&v->ctl, &ctl_ops, v);
+	if (v->o.control && control_listen(&v->ctl, v->o.control, err, sizeof(err))) {
 		log_error("%s", err);
+		free(v->m);
+		return 1;
+	}
+	if (console_open(&v->con, v->o.console, err, sizeof(err))) {
+		log_error("%s", err);
+		control_close(&v->ctl);
+		free(v->m);
 		return 1;
 	}
 	signal(SIGINT, on_signal);
 	signal(SIGTERM, on_signal);
 	signal(SIGHUP, on_signal);
+	v->state = RUN_RUNNING;
+	if (v->o.paused)
+		v->state = v->o.restore ? RUN_PAUSED : RUN_PRELAUNCH;
 	for (;;) {
-		if (build_machine(m, &o, &con)) {
-			machine_destroy(m);
+		if (build_machine(v, restore_fd)) {
+			machine_destroy(v->m);
 			rc = 1;
 			break;
 		}
-		why = run(m, &con);
-		machine_destroy(m);
+		if (restore_fd >= 0) {
+			close(restore_fd);
+			restore_fd = -1; /* a later reboot boots the kernel */
+			if (v->state == RUN_RUNNING)
+				vclock_resume(&v->m->clock);
+		} else if (v->state != RUN_RUNNING) {
+			vclock_pause(&v->m->clock);
+		}
+		why = run(v);
+		machine_destroy(v->m);
 		if (why != POWER_RESET)
 			break;
+		control_event(&v->ctl, "RESET",
+			      power_event_data(true, "guest-reset"));
 	}
-	console_close(&con);
-	free(m);
+	if (!rc) {
+		v->state = RUN_SHUTDOWN;
+		if (why == POWER_OFF)
+			control_event(&v->ctl, "SHUTDOWN",
+				      power_event_data(true, "guest-shutdown"));
+		else
+			control_event(&v->ctl, "SHUTDOWN",
+				      power_event_data(false,
+						       v->quit ? "host-qmp-quit" :
+						       got_signal ? "host-signal" :
+						       "host-ui"));
+	}
+	if (restore_fd >= 0)
+		close(restore_fd);
+	control_close(&v->ctl);
+	console_close(&v->con);
+	free(v->m);
 	return rc;
 }

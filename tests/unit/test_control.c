@@ -1,0 +1,735 @@
+// SPDX-License-Identifier: MIT
+/*
+ * Control protocol: greeting, capabilities negotiation, parsing, dispatch,
+ * argument checks, events and the socket file's life cycle, on real sockets.
+ */
+#include <errno.h>
+#include <fcntl.h>
+#include <poll.h>
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <sys/stat.h>
+#include <sys/un.h>
+#include <unistd.h>
+
+#include <cmocka.h>
+
+#include "vmm/control.h"
+
+/* A fake VM the commands act on. */
+typedef struct fake_vm {
+	const char *status;
+	int stops, conts, quits, saves;
+	char saved_file[256];
+	bool fail_save;
+	control_t *ctl;
+} fake_vm_t;
+
+static const char *fake_status(void *opaque)
+{
+	return ((fake_vm_t *)opaque)->status;
+}
+
+static int fake_stop(void *opaque, char *err, size_t errlen)
+{
+	fake_vm_t *vm = opaque;
+
+	vm->stops++;
+	vm->status = "paused";
+	control_event(vm->ctl, "STOP", NULL);
+	return 0;
+}
+
+static int fake_cont(void *opaque, char *err, size_t errlen)
+{
+	fake_vm_t *vm = opaque;
+
+	vm->conts++;
+	vm->status = "running";
+	control_event(vm->ctl, "RESUME", NULL);
+	return 0;
+}
+
+static void fake_quit(void *opaque)
+{
+	((fake_vm_t *)opaque)->quits++;
+}
+
+static int fake_save(void *opaque, const char *file, uint64_t *bytes, char *err,
+		     size_t errlen)
+{
+	fake_vm_t *vm = opaque;
+
+	vm->saves++;
+	snprintf(vm->saved_file, sizeof(vm->saved_file), "%s", file);
+	if (vm->fail_save) {
+		snprintf(err, errlen, "%s: disk full", file);
+		return -1;
+	}
+	*bytes = 12345;
+	return 0;
+}
+
+static const control_ops_t fake_ops = {
+	.status = fake_status, .stop = fake_stop, .cont = fake_cont,
+	.quit = fake_quit, .save = fake_save,
+};
+
+typedef struct fixture {
+	control_t ctl;
+	fake_vm_t vm;
+	int fd;			/* the client's end */
+} fixture_t;
+
+/* Lets the server handle whatever is ready. */
+static void pump(control_t *c)
+{
+	for (int round = 0; round < 64; round++) {
+		struct pollfd pfds[1 + CONTROL_MAX_CLIENTS];
+		int n = control_pollfds(c, pfds, 1 + CONTROL_MAX_CLIENTS);
+
+		if (poll(pfds, (nfds_t)n, 0) <= 0)
+			return;
+		control_handle(c, pfds, n);
+	}
+}
+
+/* Reads one line from fd (fails the test after 2 s). */
+static char *read_line(int fd)
+{
+	static char line[CONTROL_LINE_MAX * 2];
+	size_t len = 0;
+
+	for (;;) {
+		struct pollfd p = { .fd = fd, .events = POLLIN };
+		char ch;
+		ssize_t r;
+
+		assert_true(poll(&p, 1, 2000) == 1);
+		r = read(fd, &ch, 1);
+		assert_int_equal(r, 1);
+		if (ch == '\n')
+			break;
+		assert_true(len < sizeof(line) - 1);
+		line[len++] = ch;
+	}
+	line[len] = '\0';
+	return line;
+}
+
+static json_t *read_json(int fd)
+{
+	json_error_t e;
+	json_t *j = json_loads(read_line(fd), 0, &e);
+
+	assert_non_null(j);
+	return j;
+}
+
+static bool nothing_to_read(int fd)
+{
+	struct pollfd p = { .fd = fd, .events = POLLIN };
+
+	return poll(&p, 1, 50) == 0;
+}
+
+static void send_str(int fd, const char *s)
+{
+	size_t len = strlen(s);
+
+	while (len) {
+		ssize_t n = write(fd, s, len);
+
+		assert_true(n > 0);
+		s += n;
+		len -= (size_t)n;
+	}
+}
+
+/* Sends one request line, lets the server run, returns the answer. */
+static json_t *request(fixture_t *f, const char *line)
+{
+	send_str(f->fd, line);
+	send_str(f->fd, "\n");
+	pump(&f->ctl);
+	return read_json(f->fd);
+}
+
+static void assert_error(json_t *j, const char *cls, const char *desc_part)
+{
+	json_t *e = json_object_get(j, "error");
+
+	assert_non_null(e);
+	assert_null(json_object_get(j, "return"));
+	assert_string_equal(json_string_value(json_object_get(e, "class")), cls);
+	if (desc_part)
+		assert_non_null(strstr(json_string_value(json_object_get(e, "desc")),
+				       desc_part));
+	json_decref(j);
+}
+
+static json_t *assert_return(json_t *j)
+{
+	json_t *r = json_object_get(j, "return");
+
+	assert_null(json_object_get(j, "error"));
+	assert_non_null(r);
+	return r;
+}
+
+static int setup(void **state)
+{
+	fixture_t *f = calloc(1, sizeof(*f));
+	int sv[2];
+
+	assert_non_null(f);
+	f->vm.status = "running";
+	f->vm.ctl = &f->ctl;
+	control_init(&f->ctl, &fake_ops, &f->vm);
+	assert_int_equal(socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, sv), 0);
+	fcntl(sv[0], F_SETFL, O_NONBLOCK);
+	assert_int_equal(control_add_client(&f->ctl, sv[0]), 0);
+	f->fd = sv[1];
+	*state = f;
+	return 0;
+}
+
+static int teardown(void **state)
+{
+	fixture_t *f = *state;
+
+	control_close(&f->ctl);
+	close(f->fd);
+	free(f);
+	return 0;
+}
+
+static void negotiate(fixture_t *f)
+{
+	json_t *g = read_json(f->fd), *j;
+
+	json_decref(g);
+	j = request(f, "{\"execute\": \"qmp_capabilities\"}");
+	assert_int_equal(json_object_size(assert_return(j)), 0);
+	json_decref(j);
+}
+
+static void test_greeting(void **state)
+{
+	fixture_t *f = *state;
+	json_t *g = read_json(f->fd);
+	json_t *qmp = json_object_get(g, "QMP");
+	json_t *ver = json_object_get(qmp, "version");
+
+	assert_non_null(qmp);
+	assert_true(json_is_array(json_object_get(qmp, "capabilities")));
+	assert_int_equal(json_array_size(json_object_get(qmp, "capabilities")), 0);
+	assert_true(json_is_integer(json_object_get(json_object_get(ver, "tern"),
+						    "major")));
+	assert_true(json_is_integer(json_object_get(json_object_get(ver, "tern"),
+						    "micro")));
+	assert_non_null(strstr(json_string_value(json_object_get(ver, "package")),
+			       "tern-vmm"));
+	json_decref(g);
+}
+
+static void test_negotiation_required(void **state)
+{
+	fixture_t *f = *state;
+	json_t *j;
+
+	json_decref(read_json(f->fd));
+	assert_error(request(f, "{\"execute\": \"query-status\"}"), "CommandNotFound",
+		     "qmp_capabilities");
+	assert_error(request(f, "{\"execute\": \"stop\"}"), "CommandNotFound",
+		     "qmp_capabilities");
+	assert_int_equal(f->vm.stops, 0);
+	/* An unknown offered capability is refused and negotiation not done. */
+	assert_error(request(f, "{\"execute\": \"qmp_capabilities\", \"arguments\": {\"enable\": [\"oob\"]}}"),
+		     "GenericError", "oob");
+	assert_error(request(f, "{\"execute\": \"query-status\"}"), "CommandNotFound",
+		     NULL);
+	j = request(f, "{\"execute\": \"qmp_capabilities\", \"arguments\": {}}");
+	assert_return(j);
+	json_decref(j);
+	j = request(f, "{\"execute\": \"query-status\"}");
+	assert_string_equal(json_string_value(json_object_get(assert_return(j),
+							      "status")), "running");
+	json_decref(j);
+	assert_error(request(f, "{\"execute\": \"qmp_capabilities\"}"),
+		     "CommandNotFound", "already complete");
+}
+
+static void test_unknown_command(void **state)
+{
+	fixture_t *f = *state;
+
+	negotiate(f);
+	assert_error(request(f, "{\"execute\": \"frobnicate\"}"), "CommandNotFound",
+		     "frobnicate");
+}
+
+static void test_bad_json_keeps_connection(void **state)
+{
+	fixture_t *f = *state;
+	json_t *j;
+
+	negotiate(f);
+	assert_error(request(f, "{\"execute\": "), "GenericError", "JSON parse error");
+	assert_error(request(f, "not json at all"), "GenericError", "JSON parse error");
+	assert_error(request(f, "{\"execute\": \"stop\"} {}"), "GenericError",
+		     "JSON parse error");
+	assert_error(request(f, "[\"execute\", \"stop\"]"), "GenericError",
+		     "must be a JSON object");
+	assert_error(request(f, "42"), "GenericError", "must be a JSON object");
+	assert_error(request(f, "{\"execute\": \"stop\", \"execute\": \"cont\"}"),
+		     "GenericError", NULL);
+	assert_int_equal(f->vm.stops, 0);
+	assert_int_equal(control_nclients(&f->ctl), 1);
+	j = request(f, "{\"execute\": \"query-version\"}");
+	assert_non_null(json_object_get(assert_return(j), "tern"));
+	json_decref(j);
+}
+
+static void test_oversized_line(void **state)
+{
+	fixture_t *f = *state;
+	size_t n = CONTROL_LINE_MAX + 1000;
+	char *big = malloc(n + 1);
+	json_t *j;
+
+	negotiate(f);
+	assert_non_null(big);
+	/* Looks like the start of a valid request, but never ends in time. */
+	memset(big, ' ', n);
+	memcpy(big, "{\"execute\": \"stop\", \"id\": \"", 27);
+	big[n] = '\0';
+	for (size_t off = 0; off < n; off += 4096) {
+		size_t len = n - off < 4096 ? n - off : 4096;
+
+		assert_int_equal(write(f->fd, big + off, len), (ssize_t)len);
+		pump(&f->ctl);
+	}
+	send_str(f->fd, "\"}\n");
+	pump(&f->ctl);
+	assert_error(read_json(f->fd), "GenericError", "longer than");
+	/* Exactly one answer for the long line: its tail is skipped. */
+	assert_true(nothing_to_read(f->fd));
+	assert_int_equal(f->vm.stops, 0);
+	j = request(f, "{\"execute\": \"query-status\", \"id\": 5}");
+	assert_int_equal(json_integer_value(json_object_get(j, "id")), 5);
+	json_decref(j);
+	/* A line just within the bound is still accepted. */
+	memset(big, ' ', CONTROL_LINE_MAX);
+	memcpy(big, "{\"execute\": \"query-status\"}", 27);
+	big[CONTROL_LINE_MAX] = '\0';
+	j = request(f, big);
+	assert_return(j);
+	json_decref(j);
+	free(big);
+}
+
+static void test_id_echo(void **state)
+{
+	fixture_t *f = *state;
+	json_t *j;
+
+	json_decref(read_json(f->fd));
+	j = request(f, "{\"execute\": \"qmp_capabilities\", \"id\": \"neg-1\"}");
+	assert_string_equal(json_string_value(json_object_get(j, "id")), "neg-1");
+	json_decref(j);
+	j = request(f, "{\"id\": {\"seq\": 9, \"tag\": [1, 2]}, \"execute\": \"query-status\"}");
+	assert_int_equal(json_integer_value(json_object_get(json_object_get(j, "id"),
+							    "seq")), 9);
+	assert_int_equal(json_array_size(json_object_get(json_object_get(j, "id"),
+							 "tag")), 2);
+	json_decref(j);
+	/* Errors carry the id too. */
+	j = request(f, "{\"execute\": \"nope\", \"id\": 77}");
+	assert_int_equal(json_integer_value(json_object_get(j, "id")), 77);
+	assert_error(j, "CommandNotFound", NULL);
+	j = request(f, "{\"execute\": \"query-status\"}");
+	assert_null(json_object_get(j, "id"));
+	json_decref(j);
+}
+
+static void test_request_shape(void **state)
+{
+	fixture_t *f = *state;
+
+	negotiate(f);
+	assert_error(request(f, "{\"arguments\": {}}"), "GenericError",
+		     "lacks member 'execute'");
+	assert_error(request(f, "{\"execute\": 5}"), "GenericError",
+		     "'execute' must be a string");
+	assert_error(request(f, "{\"execute\": \"stop\", \"arguments\": [1]}"),
+		     "GenericError", "'arguments' must be an object");
+	assert_error(request(f, "{\"execute\": \"stop\", \"extra\": 1}"),
+		     "GenericError", "'extra' is unexpected");
+	assert_int_equal(f->vm.stops, 0);
+}
+
+static void test_argument_checks(void **state)
+{
+	fixture_t *f = *state;
+	json_t *j;
+
+	negotiate(f);
+	assert_error(request(f, "{\"execute\": \"save\"}"), "GenericError",
+		     "Parameter 'file' is missing");
+	assert_error(request(f, "{\"execute\": \"save\", \"arguments\": {}}"),
+		     "GenericError", "Parameter 'file' is missing");
+	assert_error(request(f, "{\"execute\": \"save\", \"arguments\": {\"file\": 3}}"),
+		     "GenericError", "Invalid parameter type for 'file', expected: string");
+	assert_error(request(f, "{\"execute\": \"save\", \"arguments\": {\"file\": \"\"}}"),
+		     "GenericError", "must not be empty");
+	assert_error(request(f, "{\"execute\": \"save\", \"arguments\": {\"file\": \"/x\", \"level\": 1}}"),
+		     "GenericError", "Parameter 'level' is unexpected");
+	assert_error(request(f, "{\"execute\": \"stop\", \"arguments\": {\"now\": true}}"),
+		     "GenericError", "Parameter 'now' is unexpected");
+	assert_int_equal(f->vm.saves, 0);
+	assert_int_equal(f->vm.stops, 0);
+
+	j = request(f, "{\"execute\": \"save\", \"arguments\": {\"file\": \"/tmp/vm.snap\"}, \"id\": 1}");
+	assert_int_equal(json_integer_value(json_object_get(assert_return(j), "bytes")),
+			 12345);
+	assert_true(json_is_integer(json_object_get(assert_return(j), "time-ms")));
+	json_decref(j);
+	assert_string_equal(f->vm.saved_file, "/tmp/vm.snap");
+	f->vm.fail_save = true;
+	assert_error(request(f, "{\"execute\": \"save\", \"arguments\": {\"file\": \"/tmp/b\"}}"),
+		     "GenericError", "/tmp/b: disk full");
+}
+
+static void test_stop_cont_events(void **state)
+{
+	fixture_t *f = *state;
+	int sv[2];
+	json_t *j, *ev;
+
+	negotiate(f);
+	/* A second client that has not negotiated gets no events. */
+	assert_int_equal(socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, sv), 0);
+	fcntl(sv[0], F_SETFL, O_NONBLOCK);
+	assert_int_equal(control_add_client(&f->ctl, sv[0]), 0);
+	json_decref(read_json(sv[1]));
+
+	send_str(f->fd, "{\"execute\": \"stop\", \"id\": 1}\n");
+	pump(&f->ctl);
+	ev = read_json(f->fd);
+	assert_string_equal(json_string_value(json_object_get(ev, "event")), "STOP");
+	assert_true(json_is_integer(json_object_get(json_object_get(ev, "timestamp"),
+						    "seconds")));
+	assert_true(json_is_integer(json_object_get(json_object_get(ev, "timestamp"),
+						    "microseconds")));
+	json_decref(ev);
+	j = read_json(f->fd);
+	assert_return(j);
+	json_decref(j);
+	assert_int_equal(f->vm.stops, 1);
+	j = request(f, "{\"execute\": \"query-status\"}");
+	assert_string_equal(json_string_value(json_object_get(assert_return(j),
+							      "status")), "paused");
+	assert_false(json_is_true(json_object_get(assert_return(j), "running")));
+	json_decref(j);
+
+	/* Aliases. */
+	send_str(f->fd, "{\"execute\": \"resume\"}\n");
+	pump(&f->ctl);
+	ev = read_json(f->fd);
+	assert_string_equal(json_string_value(json_object_get(ev, "event")), "RESUME");
+	json_decref(ev);
+	json_decref(read_json(f->fd));
+	assert_int_equal(f->vm.conts, 1);
+	send_str(f->fd, "{\"execute\": \"pause\"}\n");
+	pump(&f->ctl);
+	json_decref(read_json(f->fd));
+	json_decref(read_json(f->fd));
+	assert_int_equal(f->vm.stops, 2);
+
+	/* Events with data. */
+	control_event(&f->ctl, "SHUTDOWN", json_pack("{s:b}", "guest", 1));
+	ev = read_json(f->fd);
+	assert_true(json_is_true(json_object_get(json_object_get(ev, "data"), "guest")));
+	json_decref(ev);
+	assert_true(nothing_to_read(sv[1]));
+	close(sv[1]);
+}
+
+static void test_quit_and_query_commands(void **state)
+{
+	fixture_t *f = *state;
+	json_t *j, *cmd;
+	size_t i;
+	int seen = 0;
+
+	negotiate(f);
+	j = request(f, "{\"execute\": \"query-commands\"}");
+	json_array_foreach(assert_return(j), i, cmd) {
+		const char *name = json_string_value(json_object_get(cmd, "name"));
+
+		assert_non_null(name);
+		seen += !strcmp(name, "stop") + !strcmp(name, "cont") +
+			!strcmp(name, "save") + !strcmp(name, "quit") +
+			!strcmp(name, "query-status") + !strcmp(name, "qmp_capabilities");
+	}
+	assert_int_equal(seen, 6);
+	json_decref(j);
+	j = request(f, "{\"execute\": \"quit\"}");
+	assert_return(j);
+	json_decref(j);
+	assert_int_equal(f->vm.quits, 1);
+}
+
+static void test_framing(void **state)
+{
+	fixture_t *f = *state;
+	json_t *j;
+
+	negotiate(f);
+	/* Several requests in one write, blank lines, CRLF, a split request. */
+	send_str(f->fd, "\n  \r\n{\"execute\": \"query-status\", \"id\": 1}\r\n"
+			"{\"execute\": \"query-status\", \"id\": 2}\n{\"execute\": \"query-");
+	pump(&f->ctl);
+	for (int id = 1; id <= 2; id++) {
+		j = read_json(f->fd);
+		assert_int_equal(json_integer_value(json_object_get(j, "id")), id);
+		json_decref(j);
+	}
+	assert_true(nothing_to_read(f->fd));
+	send_str(f->fd, "status\", \"id\": 3}\n");
+	pump(&f->ctl);
+	j = read_json(f->fd);
+	assert_int_equal(json_integer_value(json_object_get(j, "id")), 3);
+	json_decref(j);
+}
+
+static void test_disconnect_mid_line(void **state)
+{
+	fixture_t *f = *state;
+
+	negotiate(f);
+	send_str(f->fd, "{\"execute\": \"st");
+	pump(&f->ctl);
+	assert_int_equal(control_nclients(&f->ctl), 1);
+	close(f->fd);
+	pump(&f->ctl);
+	assert_int_equal(control_nclients(&f->ctl), 0);
+	assert_int_equal(f->vm.stops, 0);
+	/* The server keeps working for new clients. */
+	f->fd = open("/dev/null", O_RDONLY);
+	control_event(&f->ctl, "STOP", NULL);
+}
+
+/* ---- socket file ---- */
+
+static char tmpdir[64];
+
+static void fill_addr(struct sockaddr_un *sa, const char *path)
+{
+	assert_true(strlen(path) < sizeof(sa->sun_path));
+	memcpy(sa->sun_path, path, strlen(path) + 1);
+}
+
+static int connect_to(const char *path)
+{
+	struct sockaddr_un sa = { .sun_family = AF_UNIX };
+	int fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
+
+	fill_addr(&sa, path);
+	if (connect(fd, (struct sockaddr *)&sa, sizeof(sa))) {
+		close(fd);
+		return -1;
+	}
+	return fd;
+}
+
+static void test_listen_lifecycle(void **state)
+{
+	fake_vm_t vm = { .status = "running" };
+	control_t a, b;
+	char path[128], err[256];
+	struct stat st;
+	int fds[CONTROL_MAX_CLIENTS + 1];
+	json_t *j;
+
+	strcpy(tmpdir, "/tmp/tern-ctl-XXXXXX");
+	assert_non_null(mkdtemp(tmpdir));
+	snprintf(path, sizeof(path), "%s/ctl.sock", tmpdir);
+	vm.ctl = &a;
+	control_init(&a, &fake_ops, &vm);
+	assert_int_equal(control_listen(&a, path, err, sizeof(err)), 0);
+	assert_int_equal(stat(path, &st), 0);
+	assert_true(S_ISSOCK(st.st_mode));
+
+	/* A live socket is not taken over. */
+	control_init(&b, &fake_ops, &vm);
+	assert_int_equal(control_listen(&b, path, err, sizeof(err)), -1);
+	assert_non_null(strstr(err, "in use"));
+
+	/* Up to CONTROL_MAX_CLIENTS clients, each greeted; one more is refused. */
+	for (int i = 0; i <= CONTROL_MAX_CLIENTS; i++) {
+		fds[i] = connect_to(path);
+		assert_true(fds[i] >= 0);
+		pump(&a);
+	}
+	for (int i = 0; i < CONTROL_MAX_CLIENTS; i++) {
+		j = read_json(fds[i]);
+		assert_non_null(json_object_get(j, "QMP"));
+		json_decref(j);
+	}
+	assert_int_equal(control_nclients(&a), CONTROL_MAX_CLIENTS);
+	j = read_json(fds[CONTROL_MAX_CLIENTS]);
+	assert_error(j, "GenericError", "too many");
+	for (int i = 0; i <= CONTROL_MAX_CLIENTS; i++)
+		close(fds[i]);
+	pump(&a);
+	assert_int_equal(control_nclients(&a), 0);
+
+	/* Closing removes the socket file. */
+	control_close(&a);
+	assert_int_equal(stat(path, &st), -1);
+
+	/* A stale socket (its server gone without cleaning up) is replaced. */
+	{
+		struct sockaddr_un sa = { .sun_family = AF_UNIX };
+		int fd = socket(AF_UNIX, SOCK_STREAM, 0);
+
+		fill_addr(&sa, path);
+		assert_int_equal(bind(fd, (struct sockaddr *)&sa, sizeof(sa)), 0);
+		close(fd);
+	}
+	assert_int_equal(stat(path, &st), 0);
+	control_init(&b, &fake_ops, &vm);
+	assert_int_equal(control_listen(&b, path, err, sizeof(err)), 0);
+	fds[0] = connect_to(path);
+	assert_true(fds[0] >= 0);
+	pump(&b);
+	json_decref(read_json(fds[0]));
+	close(fds[0]);
+	control_close(&b);
+
+	/* A regular file is never replaced. */
+	fds[0] = open(path, O_CREAT | O_WRONLY, 0644);
+	close(fds[0]);
+	control_init(&b, &fake_ops, &vm);
+	assert_int_equal(control_listen(&b, path, err, sizeof(err)), -1);
+	assert_non_null(strstr(err, "not a socket"));
+	assert_int_equal(stat(path, &st), 0);
+	unlink(path);
+
+	/* A directory that does not exist. */
+	snprintf(path, sizeof(path), "%s/missing/ctl.sock", tmpdir);
+	assert_int_equal(control_listen(&b, path, err, sizeof(err)), -1);
+	assert_non_null(strstr(err, path));
+	assert_non_null(strstr(err, "No such file"));
+	rmdir(tmpdir);
+}
+
+/* ---- atomic file writes ---- */
+
+static int write_hello(void *opaque, int fd, char *err, size_t errlen)
+{
+	const char *s = opaque;
+
+	return write(fd, s, strlen(s)) == (ssize_t)strlen(s) ? 0 : -1;
+}
+
+static int write_half_then_fail(void *opaque, int fd, char *err, size_t errlen)
+{
+	if (write(fd, "partial", 7) != 7)
+		return -1;
+	snprintf(err, errlen, "stream broke");
+	return -1;
+}
+
+static size_t count_entries(const char *dir)
+{
+	char cmd[128];
+	FILE *p;
+	size_t n = 0;
+	char line[256];
+
+	snprintf(cmd, sizeof(cmd), "ls -A %s", dir);
+	p = popen(cmd, "r");
+	assert_non_null(p);
+	while (fgets(line, sizeof(line), p))
+		n++;
+	pclose(p);
+	return n;
+}
+
+static void test_write_file_atomic(void **state)
+{
+	char dir[] = "/tmp/tern-save-XXXXXX", path[128], buf[64], err[256];
+	uint64_t bytes = 0;
+	struct stat st;
+	int fd;
+	ssize_t n;
+
+	assert_non_null(mkdtemp(dir));
+	snprintf(path, sizeof(path), "%s/vm.snap", dir);
+	assert_int_equal(control_write_file(path, write_hello, "first version", &bytes,
+					    err, sizeof(err)), 0);
+	assert_int_equal(bytes, 13);
+	assert_int_equal(stat(path, &st), 0);
+	assert_int_equal(st.st_mode & 0777, 0600);
+
+	/* A failed write leaves the old file and no temporary behind. */
+	assert_int_equal(control_write_file(path, write_half_then_fail, NULL, &bytes,
+					    err, sizeof(err)), -1);
+	assert_string_equal(err, "stream broke");
+	fd = open(path, O_RDONLY);
+	n = read(fd, buf, sizeof(buf) - 1);
+	close(fd);
+	assert_int_equal(n, 13);
+	buf[n] = '\0';
+	assert_string_equal(buf, "first version");
+	assert_int_equal(count_entries(dir), 1);
+
+	/* Replacing works. */
+	assert_int_equal(control_write_file(path, write_hello, "v2", &bytes, err,
+					    sizeof(err)), 0);
+	assert_int_equal(bytes, 2);
+	assert_int_equal(count_entries(dir), 1);
+
+	/* Errors name the problem. */
+	assert_int_equal(control_write_file(dir, write_hello, "x", &bytes, err,
+					    sizeof(err)), -1);
+	assert_non_null(strstr(err, "directory"));
+	snprintf(path, sizeof(path), "%s/nodir/vm.snap", dir);
+	assert_int_equal(control_write_file(path, write_hello, "x", &bytes, err,
+					    sizeof(err)), -1);
+	assert_non_null(strstr(err, "nodir"));
+	snprintf(path, sizeof(path), "%s/vm.snap", dir);
+	unlink(path);
+	rmdir(dir);
+}
+
+int main(void)
+{
+	const struct CMUnitTest tests[] = {
+		cmocka_unit_test_setup_teardown(test_greeting, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_negotiation_required, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_unknown_command, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_bad_json_keeps_connection, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_oversized_line, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_id_echo, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_request_shape, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_argument_checks, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_stop_cont_events, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_quit_and_query_commands, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_framing, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_disconnect_mid_line, setup, teardown),
+		cmocka_unit_test(test_listen_lifecycle),
+		cmocka_unit_test(test_write_file_atomic),
+	};
+
+	return cmocka_run_group_tests(tests, NULL, NULL);
+}
