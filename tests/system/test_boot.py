@@ -92,3 +92,21 @@ def test_guest_reboot_boots_again(guest, vms, workdir):
     vm.run("cat /mnt/r", r"before-reboot")
     vm.child.sendline("poweroff")
     assert vm.wait_exit() == 0
+
+
+def test_guest_program_computes_what_the_host_computes(guest, vms, workdir):
+    """cpubench (integer, memory, F and D arithmetic, atomics, the vDSO clock)
+    prints the same checksum in the guest as a native build on the host."""
+    from conftest import ROOT
+    native = workdir / "cpubench"
+    subprocess.run(["gcc", "-O2", "-ffp-contract=off", "-o", str(native),
+                    str(ROOT / "guest/helpers/cpubench.c"), "-lm"], check=True)
+    want = subprocess.run([str(native)], capture_output=True, text=True,
+                          timeout=120, check=True).stdout
+    checksum = want.split("checksum=")[1].split()[0]
+
+    vm = vms("--append", "console=ttyS0 tern.run=/bin/cpubench")
+    vm.wait_ready()
+    vm.expect(r"cpubench: ok checksum=([0-9a-f]+)", timeout=120)
+    assert vm.child.match.group(1).decode() == checksum
+    assert vm.wait_exit() == 0
