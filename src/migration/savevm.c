@@ -33,32 +33,36 @@ static int stream_fail(stream_t *s, char *err, size_t errlen)
 	return rc;
 }
 
+int savevm_write_sections(stream_t *s, machine_t *m)
+{
+	vclock_sync_state(&m->clock);
+	if (stream_write_state(s, STREAM_STATE_CLOCK, 0, vclock_state_desc.name,
+			       &vclock_state_desc, &m->clock.s))
+		return -1;
+	for (unsigned i = 0; i < m->nharts; i++)
+		if (stream_write_state(s, STREAM_STATE_HART, i,
+				       hart_state_desc.name, &hart_state_desc,
+				       &m->harts[i].s))
+			return -1;
+	for (unsigned i = 0; i < m->ndevices; i++) {
+		const device_t *d = &m->devices[i];
+
+		if (d->state &&
+		    stream_write_state(s, STREAM_STATE_DEVICE, 0, d->name,
+				       d->state, d->state_obj))
+			return -1;
+	}
+	return 0;
+}
+
 int savevm_save(machine_t *m, int fd, char *err, size_t errlen)
 {
 	stream_t s;
 
 	stream_init(&s, fd);
-	vclock_sync_state(&m->clock);
 	if (stream_write_header(&s) || stream_write_machine(&s, m) ||
 	    stream_write_pages(&s, &m->ram, NULL) ||
-	    stream_write_state(&s, STREAM_STATE_CLOCK, 0,
-			       vclock_state_desc.name, &vclock_state_desc,
-			       &m->clock.s))
-		return stream_fail(&s, err, errlen);
-	for (unsigned i = 0; i < m->nharts; i++)
-		if (stream_write_state(&s, STREAM_STATE_HART, i,
-				       hart_state_desc.name, &hart_state_desc,
-				       &m->harts[i].s))
-			return stream_fail(&s, err, errlen);
-	for (unsigned i = 0; i < m->ndevices; i++) {
-		const device_t *d = &m->devices[i];
-
-		if (d->state &&
-		    stream_write_state(&s, STREAM_STATE_DEVICE, 0, d->name,
-				       d->state, d->state_obj))
-			return stream_fail(&s, err, errlen);
-	}
-	if (stream_write_end(&s))
+	    savevm_write_sections(&s, m) || stream_write_end(&s))
 		return stream_fail(&s, err, errlen);
 	stream_free(&s);
 	return 0;
@@ -168,28 +172,27 @@ static int load_records(machine_t *m, stream_t *s, struct sections *seen,
 	}
 }
 
-int savevm_load(machine_t *m, int fd, char *err, size_t errlen)
+int savevm_read_begin(machine_t *m, stream_t *s, char *err, size_t errlen)
 {
-	struct sections seen;
 	stream_rec_t r;
-	stream_t s;
 
-	memset(&seen, 0, sizeof(seen));
-	stream_init(&s, fd);
-	if (stream_read_header(&s) || stream_read_record(&s, &r))
-		return stream_fail(&s, err, errlen);
-	if (r.type != STREAM_REC_MACHINE) {
-		stream_free(&s);
+	if (stream_read_header(s) || stream_read_record(s, &r))
+		return fail(err, errlen, "%s", s->err);
+	if (r.type != STREAM_REC_MACHINE)
 		return fail(err, errlen, "the stream does not start with a "
 			    "machine description");
-	}
-	if (stream_check_machine(&s, &r, m))
-		return stream_fail(&s, err, errlen);
-	if (load_records(m, &s, &seen, err, errlen)) {
-		stream_free(&s);
+	if (stream_check_machine(s, &r, m))
+		return fail(err, errlen, "%s", s->err);
+	return 0;
+}
+
+int savevm_read_rest(machine_t *m, stream_t *s, char *err, size_t errlen)
+{
+	struct sections seen;
+
+	memset(&seen, 0, sizeof(seen));
+	if (load_records(m, s, &seen, err, errlen))
 		return -1;
-	}
-	stream_free(&s);
 	if (!seen.clock)
 		return fail(err, errlen, "the stream has no clock state");
 	for (unsigned i = 0; i < m->nharts; i++)
@@ -217,4 +220,17 @@ int savevm_load(machine_t *m, int fd, char *err, size_t errlen)
 	}
 	machine_update_timers(m);
 	return 0;
+}
+
+int savevm_load(machine_t *m, int fd, char *err, size_t errlen)
+{
+	stream_t s;
+	int rc;
+
+	stream_init(&s, fd);
+	rc = savevm_read_begin(m, &s, err, errlen);
+	if (!rc)
+		rc = savevm_read_rest(m, &s, err, errlen);
+	stream_free(&s);
+	return rc;
 }

@@ -10,6 +10,7 @@
 #include <stddef.h>
 
 #include "machine/machine.h"
+#include "migration/stream.h"
 
 /*
  * Writes header, every non-zero RAM page, the clock, every hart and device
@@ -27,5 +28,21 @@ int savevm_save(machine_t *m, int fd, char *err, size_t errlen);
  * it). Returns 0 or -1 with a one-line reason naming what was wrong.
  */
 int savevm_load(machine_t *m, int fd, char *err, size_t errlen);
+
+/*
+ * The pieces, shared with live migration (migration/migrate.c).
+ *
+ * savevm_write_sections: the clock, every hart and every device state
+ * section, in that order. The machine must be stopped. 0 or -1 with the
+ * reason in s->err.
+ *
+ * savevm_read_begin: reads and checks the header and the machine
+ * description against m. savevm_read_rest: every following record up to
+ * END, then the derived state, as savevm_load. Both 0 or -1 with a
+ * one-line reason.
+ */
+int savevm_write_sections(stream_t *s, machine_t *m);
+int savevm_read_begin(machine_t *m, stream_t *s, char *err, size_t errlen);
+int savevm_read_rest(machine_t *m, stream_t *s, char *err, size_t errlen);
 
 #endif

@@ -274,6 +274,11 @@ int stream_write_record(stream_t *s, uint16_t type, uint16_t flags,
 	return rec_send(s, type, flags, len);
 }
 
+static bool rec_back(uint16_t type)
+{
+	return type >= STREAM_REC_ACCEPT && type <= STREAM_REC_COMMITTED;
+}
+
 static const char *rec_name(uint16_t type)
 {
 	switch (type) {
@@ -285,6 +290,12 @@ static const char *rec_name(uint16_t type)
 		return "STATE";
 	case STREAM_REC_END:
 		return "END";
+	case STREAM_REC_ACCEPT:
+		return "ACCEPT";
+	case STREAM_REC_REFUSE:
+		return "REFUSE";
+	case STREAM_REC_COMMITTED:
+		return "COMMITTED";
 	default:
 		return NULL;
 	}
@@ -301,7 +312,11 @@ static uint32_t rec_limit(uint16_t type)
 	case STREAM_REC_STATE:
 		return STREAM_MAX_STATE;
 	case STREAM_REC_END:
+	case STREAM_REC_ACCEPT:
+	case STREAM_REC_COMMITTED:
 		return 0;
+	case STREAM_REC_REFUSE:
+		return STREAM_MAX_REFUSE;
 	default:
 		return STREAM_MAX_RECORD;
 	}
@@ -333,15 +348,19 @@ int stream_read_record(stream_t *s, stream_rec_t *r)
 		flags = get16(hdr + 2);
 		len = get32(hdr + 4);
 		name = rec_name(type);
+		/* Each direction knows only its own record types. */
+		if (name && rec_back(type) != s->back)
+			name = NULL;
 		/* Limits come from the header alone: nothing is allocated or
 		 * read for a record that is too long. */
 		if (flags & ~STREAM_REC_FLAGS_KNOWN)
 			return fail(s, "record %llu (type %u): unknown flags 0x%x",
 				    (unsigned long long)seq, type, flags);
-		if (len > rec_limit(type))
+		if (len > (name ? rec_limit(type) : STREAM_MAX_RECORD))
 			return fail(s, "record %llu: %s length %u over the limit %u",
 				    (unsigned long long)seq,
-				    name ? name : "record", len, rec_limit(type));
+				    name ? name : "record", len,
+				    name ? rec_limit(type) : STREAM_MAX_RECORD);
 		if (ensure(s, rec_total(len)))
 			return -1;
 		memcpy(s->buf, hdr, sizeof(hdr));
@@ -739,6 +758,13 @@ int stream_write_pages_from(stream_t *s, const ram_t *r,
 					break;
 			}
 			src = r->host + (p << RAM_PAGE_SHIFT);
+			if (s->skip_zero && stream_page_is_zero(src)) {
+				/* The reader's page is zero already. */
+				s->skipped++;
+				sent++;
+				p++;
+				continue;
+			}
 			if (stream_page_is_zero(src)) {
 				put64(ent + 8 * count,
 				      p << STREAM_PAGE_INDEX_SHIFT |
@@ -910,4 +936,55 @@ int stream_parse_state(stream_t *s, const stream_rec_t *r,
 int stream_write_end(stream_t *s)
 {
 	return stream_write_record(s, STREAM_REC_END, 0, NULL, 0);
+}
+
+/* ---- the back channel ------------------------------------------------- */
+
+int stream_write_accept(stream_t *s)
+{
+	return stream_write_record(s, STREAM_REC_ACCEPT, 0, NULL, 0);
+}
+
+int stream_write_committed(stream_t *s)
+{
+	return stream_write_record(s, STREAM_REC_COMMITTED, 0, NULL, 0);
+}
+
+int stream_write_refuse(stream_t *s, const char *reason)
+{
+	uint8_t body[STREAM_MAX_REFUSE];
+	size_t len = strnlen(reason, STREAM_MAX_STRING);
+
+	put16(body, (uint16_t)len);
+	memcpy(body + 2, reason, len);
+	for (size_t i = 0; i < len; i++)
+		if (body[2 + i] < 0x20 || body[2 + i] == 0x7f)
+			body[2 + i] = '?';
+	return stream_write_record(s, STREAM_REC_REFUSE, 0, body,
+				   (uint32_t)(2 + len));
+}
+
+int stream_read_reply(stream_t *s, uint16_t *type, char *reason,
+		      size_t reason_len)
+{
+	stream_rec_t r;
+	struct rbuf rb;
+	const char *str;
+	uint16_t len = 0;
+
+	if (reason_len)
+		reason[0] = '\0';
+	if (stream_read_record(s, &r))
+		return -1;
+	*type = r.type;
+	if (r.type != STREAM_REC_REFUSE)
+		return 0;
+	rb = (struct rbuf){ .p = r.body, .len = r.len };
+	str = rb_str(&rb, STREAM_MAX_STRING, &len);
+	if (rb.bad || rb.pos != rb.len)
+		return fail(s, "back record %llu: malformed REFUSE",
+			    (unsigned long long)r.seq);
+	if (reason_len)
+		snprintf(reason, reason_len, "%.*s", (int)len, str);
+	return 0;
 }

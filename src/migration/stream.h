@@ -47,6 +47,10 @@ enum stream_rec_type {
 	STREAM_REC_PAGES = 2,
 	STREAM_REC_STATE = 3,
 	STREAM_REC_END = 4,
+	/* The back channel, destination to source (live migration only). */
+	STREAM_REC_ACCEPT = 16,
+	STREAM_REC_REFUSE = 17,
+	STREAM_REC_COMMITTED = 18,
 };
 
 /* PAGES body: u32 count, u32 reserved, u64 entries[count], page data */
@@ -73,6 +77,7 @@ enum stream_state_kind {
 #define STREAM_MAX_NAME 255u
 #define STREAM_MAX_HARTS 1024u
 #define STREAM_MAX_DEVICES 256u
+#define STREAM_MAX_REFUSE (2u + STREAM_MAX_STRING)
 
 _Static_assert(STREAM_PAGE_SIZE == RAM_PAGE_SIZE, "stream page = RAM page");
 _Static_assert(STREAM_MAX_PAGES_BODY <= STREAM_MAX_RECORD, "page limit");
@@ -87,6 +92,11 @@ typedef struct stream {
 	uint64_t bytes;		/* bytes written or read so far */
 	uint64_t pages;		/* pages written or loaded (with zero pages) */
 	uint64_t zero_pages;	/* of which sent as ZERO flags */
+	uint64_t skipped;	/* zero pages left out (skip_zero) */
+	bool skip_zero;		/* leave zero pages out: the reader's RAM is
+				 * known to be zero there (first round) */
+	bool back;		/* the back channel: no header, no END, only
+				 * ACCEPT / REFUSE / COMMITTED records */
 	bool ended;		/* END written or read */
 	bool not_socket;	/* send(MSG_NOSIGNAL) failed with ENOTSOCK */
 	uint8_t *buf;		/* one record: header, body, padding, sum */
@@ -168,6 +178,20 @@ int stream_parse_state(stream_t *s, const stream_rec_t *r,
 		       stream_state_t *out);
 
 int stream_write_end(stream_t *s);
+
+/*
+ * The back channel (s->back set): the destination's answers. A reason is
+ * a string (control characters are replaced, at most STREAM_MAX_STRING).
+ */
+int stream_write_accept(stream_t *s);
+int stream_write_refuse(stream_t *s, const char *reason);
+int stream_write_committed(stream_t *s);
+/*
+ * Reads one back-channel record: *type is STREAM_REC_ACCEPT, _REFUSE (the
+ * reason, NUL-terminated, in reason) or _COMMITTED.
+ */
+int stream_read_reply(stream_t *s, uint16_t *type, char *reason,
+		      size_t reason_len);
 
 /* True when the page is all zero bytes. */
 bool stream_page_is_zero(const void *page);

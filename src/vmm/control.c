@@ -296,6 +296,85 @@ static json_t *cmd_save(control_t *c, control_client_t *cl, json_t *args,
 			 (json_int_t)ms);
 }
 
+/* An integer argument in [min, max], or def when absent. */
+static bool int_arg(json_t *args, const char *name, int64_t min, int64_t max,
+		    uint64_t def, uint64_t *out, cmd_error_t *e)
+{
+	json_t *v = json_object_get(args, name);
+	json_int_t i;
+
+	*out = def;
+	if (!v)
+		return true;
+	i = json_integer_value(v);
+	if (i < min || i > max) {
+		set_error(e, CLASS_GENERIC, "Parameter '%s' expects a value "
+			  "from %lld to %lld", name, (long long)min,
+			  (long long)max);
+		return false;
+	}
+	*out = (uint64_t)i;
+	return true;
+}
+
+static json_t *cmd_migrate(control_t *c, control_client_t *cl, json_t *args,
+			   cmd_error_t *e)
+{
+	control_migrate_args_t a = { 0 };
+	json_t *v;
+	const char *gu;
+
+	if (!c->ops->migrate) {
+		set_error(e, CLASS_GENERIC, "migration is not available");
+		return NULL;
+	}
+	a.uri = json_string_value(json_object_get(args, "uri"));
+	if (strncmp(a.uri, "tcp:", 4) && strncmp(a.uri, "file:", 5)) {
+		set_error(e, CLASS_GENERIC, "Parameter 'uri' expects tcp:HOST:PORT "
+			  "or file:PATH");
+		return NULL;
+	}
+	v = json_object_get(args, "live");
+	a.live = v ? json_is_true(v) : true;
+	if (!int_arg(args, "downtime-limit", 0, 2000000, 300,
+		     &a.downtime_limit_ms, e) ||
+	    !int_arg(args, "bandwidth", 0, 1 << 20, 0, &a.bandwidth_mbs, e) ||
+	    !int_arg(args, "max-rounds", 1, 1000000, 30, &a.max_rounds, e))
+		return NULL;
+	gu = json_string_value(json_object_get(args, "give-up"));
+	if (gu && strcmp(gu, "abort") && strcmp(gu, "stop-copy")) {
+		set_error(e, CLASS_GENERIC, "Parameter 'give-up' expects "
+			  "'abort' or 'stop-copy'");
+		return NULL;
+	}
+	a.give_up_abort = gu && !strcmp(gu, "abort");
+	if (c->ops->migrate(c->opaque, &a, e->desc, sizeof(e->desc))) {
+		e->cls = CLASS_GENERIC;
+		return NULL;
+	}
+	return json_object();
+}
+
+static json_t *cmd_migrate_cancel(control_t *c, control_client_t *cl,
+				  json_t *args, cmd_error_t *e)
+{
+	if (c->ops->migrate_cancel &&
+	    c->ops->migrate_cancel(c->opaque, e->desc, sizeof(e->desc))) {
+		e->cls = CLASS_GENERIC;
+		return NULL;
+	}
+	return json_object();
+}
+
+static json_t *cmd_query_migrate(control_t *c, control_client_t *cl,
+				 json_t *args, cmd_error_t *e)
+{
+	json_t *r = c->ops->query_migrate ? c->ops->query_migrate(c->opaque) :
+					    NULL;
+
+	return r ? r : json_pack("{s:s}", "status", "none");
+}
+
 static json_t *cmd_query_commands(control_t *c, control_client_t *cl,
 				  json_t *args, cmd_error_t *e);
 
@@ -306,6 +385,16 @@ static const arg_spec_t capabilities_args[] = {
 
 static const arg_spec_t save_args[] = {
 	{ "file", ARG_STRING, true },
+	{ NULL },
+};
+
+static const arg_spec_t migrate_args[] = {
+	{ "uri", ARG_STRING, true },
+	{ "live", ARG_BOOL, false },
+	{ "downtime-limit", ARG_INT, false },
+	{ "bandwidth", ARG_INT, false },
+	{ "max-rounds", ARG_INT, false },
+	{ "give-up", ARG_STRING, false },
 	{ NULL },
 };
 
@@ -320,6 +409,9 @@ static const command_t commands[] = {
 	{ "resume", cmd_cont, NULL },
 	{ "quit", cmd_quit, NULL },
 	{ "save", cmd_save, save_args },
+	{ "migrate", cmd_migrate, migrate_args },
+	{ "migrate-cancel", cmd_migrate_cancel, NULL },
+	{ "query-migrate", cmd_query_migrate, NULL },
 };
 
 static json_t *cmd_query_commands(control_t *c, control_client_t *cl,
@@ -627,6 +719,53 @@ int control_listen(control_t *c, const char *path, char *err, size_t errlen)
 	}
 	c->listen_fd = fd;
 	return 0;
+}
+
+void control_linger(control_t *c, int ms)
+{
+	struct timespec t0, t;
+
+	clock_gettime(CLOCK_MONOTONIC, &t0);
+	for (int i = 0; i < CONTROL_MAX_CLIENTS; i++) {
+		control_client_t *cl = &c->clients[i];
+
+		for (int tries = 0; cl->fd >= 0 && cl->out_len && tries < 10; tries++) {
+			struct pollfd p = { .fd = cl->fd, .events = POLLOUT };
+
+			if (poll(&p, 1, 100) <= 0)
+				break;
+			client_flush(cl);
+		}
+		if (cl->fd >= 0 && !cl->out_len)
+			shutdown(cl->fd, SHUT_WR);
+	}
+	for (;;) {
+		struct pollfd pfds[CONTROL_MAX_CLIENTS];
+		int n = 0, left;
+
+		for (int i = 0; i < CONTROL_MAX_CLIENTS; i++)
+			if (c->clients[i].fd >= 0)
+				pfds[n++] = (struct pollfd){ .fd = c->clients[i].fd,
+							     .events = POLLIN };
+		clock_gettime(CLOCK_MONOTONIC, &t);
+		left = ms - (int)((t.tv_sec - t0.tv_sec) * 1000 +
+				  (t.tv_nsec - t0.tv_nsec) / 1000000);
+		if (!n || left <= 0 || poll(pfds, (nfds_t)n, left) <= 0)
+			return;
+		for (int k = 0; k < n; k++) {
+			char buf[4096];
+			ssize_t r;
+
+			if (!pfds[k].revents)
+				continue;
+			r = recv(pfds[k].fd, buf, sizeof(buf), MSG_DONTWAIT);
+			if (r > 0 || (r < 0 && (errno == EAGAIN || errno == EINTR)))
+				continue;
+			for (int i = 0; i < CONTROL_MAX_CLIENTS; i++)
+				if (c->clients[i].fd == pfds[k].fd)
+					client_drop(&c->clients[i]);
+		}
+	}
 }
 
 void control_close(control_t *c)

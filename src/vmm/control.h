@@ -21,6 +21,16 @@
 #define CONTROL_LINE_MAX 65536		/* bytes of one request, without '\n' */
 #define CONTROL_OUT_MAX (1u << 20)	/* unread output before a client is dropped */
 
+/* Arguments of migrate, checked and with defaults filled in. */
+typedef struct control_migrate_args {
+	const char *uri;		/* tcp:HOST:PORT or file:PATH */
+	bool live;			/* default true */
+	uint64_t downtime_limit_ms;	/* default 300 */
+	uint64_t bandwidth_mbs;		/* MiB/s, 0 (default) = unlimited */
+	uint64_t max_rounds;		/* default 30, at least 1 */
+	bool give_up_abort;		/* "abort"; default "stop-copy" */
+} control_migrate_args_t;
+
 /* What the commands do to the VM; set by the monitor. */
 typedef struct control_ops {
 	/* QMP run state: "running", "paused", "prelaunch", "shutdown", ... */
@@ -33,6 +43,13 @@ typedef struct control_ops {
 	/* Snapshot into file; sets *bytes. 0 or -1 with err set. */
 	int (*save)(void *opaque, const char *file, uint64_t *bytes, char *err,
 		    size_t errlen);
+	/* Starts a migration in the background. 0 or -1 with err set. */
+	int (*migrate)(void *opaque, const control_migrate_args_t *a, char *err,
+		       size_t errlen);
+	/* Cancels a running migration (nothing to do is success). */
+	int (*migrate_cancel)(void *opaque, char *err, size_t errlen);
+	/* The query-migrate answer (a new reference). */
+	json_t *(*query_migrate)(void *opaque);
 } control_ops_t;
 
 typedef struct control_client {
@@ -65,6 +82,15 @@ int control_listen(control_t *c, const char *path, char *err, size_t errlen);
 
 /* Flushes pending answers (briefly), closes every client, removes the socket. */
 void control_close(control_t *c);
+
+/*
+ * Before exiting on its own (after a migration): flushes, ends every
+ * client's input direction with shutdown(SHUT_WR) and reads (discarding)
+ * until the client closes or ms pass, so a request a client sends in the
+ * meantime still reaches a live socket and the client reads every event
+ * before end of file.
+ */
+void control_linger(control_t *c, int ms);
 
 /* Adopts a connected stream socket as a client and greets it. 0 or -1. */
 int control_add_client(control_t *c, int fd);

@@ -20,6 +20,7 @@
 #include "machine/loader.h"
 #include "machine/machine.h"
 #include "machine/platform.h"
+#include "migration/migrate.h"
 #include "migration/savevm.h"
 #include "util/log.h"
 #include "vmm/console.h"
@@ -32,7 +33,7 @@
 #define POLL_EVERY 16		/* run slices between non-blocking polls */
 #define MAX_SLEEP_NS 50000000ull
 #define PAUSED_SLEEP_NS 500000000ull	/* a paused VM only waits for I/O */
-#define MAX_POLLFDS (4 + 1 + CONTROL_MAX_CLIENTS)
+#define MAX_POLLFDS (4 + 1 + CONTROL_MAX_CLIENTS + 1)
 
 typedef struct disk_opt {
 	const char *path;
@@ -47,6 +48,7 @@ typedef struct vmm_opts {
 	const char *console;
 	const char *control;
 	const char *restore;
+	const char *incoming;
 	bool paused;
 	disk_opt_t disks[MAX_DISKS];
 	unsigned ndisks;
@@ -60,6 +62,9 @@ enum run_state {
 	RUN_PAUSED,		/* stop command, or --paused after --restore */
 	RUN_PRELAUNCH,		/* --paused: not started yet (QEMU -S) */
 	RUN_SHUTDOWN,		/* powered off, about to exit */
+	RUN_INMIGRATE,		/* --incoming: waiting for the stream */
+	RUN_FINISH_MIGRATE,	/* paused by a migration (stop-and-copy) */
+	RUN_POSTMIGRATE,	/* handed over to the destination, exiting */
 };
 
 static const char *const run_state_names[] = {
@@ -67,6 +72,9 @@ static const char *const run_state_names[] = {
 	[RUN_PAUSED] = "paused",
 	[RUN_PRELAUNCH] = "prelaunch",
 	[RUN_SHUTDOWN] = "shutdown",
+	[RUN_INMIGRATE] = "inmigrate",
+	[RUN_FINISH_MIGRATE] = "finish-migrate",
+	[RUN_POSTMIGRATE] = "postmigrate",
 };
 
 /* The monitor: options, the current machine, console and control socket. */
@@ -77,6 +85,11 @@ typedef struct vmm {
 	control_t ctl;
 	enum run_state state;
 	bool quit;		/* quit command */
+	migrate_t *mig;		/* the current or last migration */
+	enum run_state mig_prev;	/* state before a migration paused it */
+	bool migrated;		/* the VM lives on the destination now */
+	bool incoming_failed;
+	int incoming_fd;	/* --incoming: listening socket until taken */
 } vmm_t;
 
 static volatile sig_atomic_t got_signal;
@@ -103,6 +116,9 @@ static void usage(FILE *f)
 "  -r, --restore FILE     resume the snapshot FILE (written by the control\n"
 "                         command save) instead of booting; give the same\n"
 "                         memory, disk and kernel options as the saved VM\n"
+"  -I, --incoming tcp:ADDR:PORT\n"
+"                         receive the VM from a migrating tern-vmm instead of\n"
+"                         booting; give the same options as the source\n"
 "  -p, --paused           start paused; the control command cont runs it\n"
 "  -h, --help             show this help and exit\n"
 "  -V, --version          show the version and exit\n"
@@ -192,6 +208,7 @@ static int parse_args(int argc, char **argv, vmm_opts_t *o)
 		{ "console", required_argument, NULL, 'c' },
 		{ "control", required_argument, NULL, 'C' },
 		{ "restore", required_argument, NULL, 'r' },
+		{ "incoming", required_argument, NULL, 'I' },
 		{ "paused", no_argument, NULL, 'p' },
 		{ "help", no_argument, NULL, 'h' },
 		{ "version", no_argument, NULL, 'V' },
@@ -203,7 +220,7 @@ static int parse_args(int argc, char **argv, vmm_opts_t *o)
 	o->memory_mib = DEFAULT_MEMORY_MIB;
 	o->console = "stdio";
 	opterr = 0;
-	while ((opt = getopt_long(argc, argv, ":m:k:i:a:d:c:C:r:phV", longopts, NULL)) != -1) {
+	while ((opt = getopt_long(argc, argv, ":m:k:i:a:d:c:C:r:I:phV", longopts, NULL)) != -1) {
 		switch (opt) {
 		case 'm':
 			if (parse_memory(optarg, &o->memory_mib))
@@ -231,6 +248,9 @@ static int parse_args(int argc, char **argv, vmm_opts_t *o)
 		case 'r':
 			o->restore = optarg;
 			break;
+		case 'I':
+			o->incoming = optarg;
+			break;
 		case 'p':
 			o->paused = true;
 			break;
@@ -250,6 +270,10 @@ static int parse_args(int argc, char **argv, vmm_opts_t *o)
 	}
 	if (optind < argc) {
 		log_error("unexpected argument '%s' (see --help)", argv[optind]);
+		return -1;
+	}
+	if (o->incoming && o->restore) {
+		log_error("--incoming and --restore exclude each other");
 		return -1;
 	}
 	if (o->paused && !o->control) {
@@ -317,7 +341,7 @@ static int build_machine(vmm_t *v, int restore_fd)
 			return -1;
 		}
 	}
-	if (restore_fd < 0) {
+	if (restore_fd < 0 && v->incoming_fd < 0) {
 		if (loader_boot(m, &bc, err, sizeof(err))) {
 			log_error("%s", err);
 			return -1;
@@ -327,6 +351,8 @@ static int build_machine(vmm_t *v, int restore_fd)
 	/* Firmware configuration, not guest state: as loader_boot sets it. */
 	for (unsigned i = 0; i < m->nharts; i++)
 		m->harts[i].sbi_builtin = true;
+	if (restore_fd < 0)
+		return 0;	/* --incoming: the stream fills RAM and state */
 	if (savevm_load(m, restore_fd, err, sizeof(err))) {
 		log_error("cannot restore %s: %s", o->restore, err);
 		return -1;
@@ -344,6 +370,30 @@ static void feed_console(machine_t *m, console_t *con)
 		console_consume(con, uart_rx_push(m->uart, data, n));
 }
 
+/* Migration events go to the control socket as QMP names them. */
+static void mig_events(vmm_t *v)
+{
+	migrate_event_t ev;
+
+	while (migrate_next_event(v->mig, &ev)) {
+		if (ev.kind == MIGRATE_EV_PASS)
+			control_event(&v->ctl, "MIGRATION_PASS",
+				      json_pack("{s:i}", "pass", (int)ev.value));
+		else
+			control_event(&v->ctl, "MIGRATION",
+				      json_pack("{s:s}", "status",
+						migrate_status_name(ev.value)));
+	}
+}
+
+/* Does what the migration thread asks; between run slices only. */
+static void mig_service(vmm_t *v)
+{
+	mig_events(v);
+	migrate_service(v->mig);
+	mig_events(v);
+}
+
 /*
  * Waits for I/O on the console and the control socket, for at most
  * timeout_ns (0 = just look). Control commands run here, between run
@@ -353,14 +403,22 @@ static void poll_io(vmm_t *v, uint64_t timeout_ns)
 {
 	struct pollfd pfds[MAX_POLLFDS];
 	int nc = console_pollfds(&v->con, pfds, 4);
-	int n = nc + control_pollfds(&v->ctl, pfds + nc, MAX_POLLFDS - nc);
+	int n = nc + control_pollfds(&v->ctl, pfds + nc, MAX_POLLFDS - 1 - nc);
 	struct timespec ts = { (time_t)(timeout_ns / 1000000000ull),
 			       (long)(timeout_ns % 1000000000ull) };
+	migrate_t *mg = v->mig;
 
+	/* The migration thread wakes a sleeping loop through its eventfd. */
+	if (mg)
+		pfds[n] = (struct pollfd){ .fd = migrate_wake_fd(mg),
+					   .events = POLLIN };
 	console_flush(&v->con);
-	if (ppoll(pfds, (nfds_t)n, &ts, NULL) > 0) {
+	if (ppoll(pfds, (nfds_t)(n + (mg != NULL)), &ts, NULL) > 0) {
 		console_handle(&v->con, pfds, nc);
 		control_handle(&v->ctl, pfds + nc, n - nc);
+		/* A command may have replaced the migration meanwhile. */
+		if (mg && mg == v->mig && pfds[n].revents)
+			mig_service(v);
 	}
 	/* A paused guest takes no input: it waits on the host side. */
 	if (v->state == RUN_RUNNING)
@@ -388,6 +446,8 @@ static enum power_request run(vmm_t *v)
 	uint64_t insns = 0, t0 = vclock_host_ns();
 
 	while (m->power == POWER_RUN) {
+		if (v->mig && migrate_pending(v->mig))
+			mig_service(v);
 		if (v->state != RUN_RUNNING) {
 			/* Harts and clock stopped: only the host side moves. */
 			poll_io(v, PAUSED_SLEEP_NS);
@@ -424,6 +484,10 @@ static int ctl_stop(void *opaque, char *err, size_t errlen)
 {
 	vmm_t *v = opaque;
 
+	if (v->state == RUN_INMIGRATE) {
+		v->o.paused = true;	/* stay paused once received */
+		return 0;
+	}
 	if (v->state != RUN_RUNNING)
 		return 0; /* already stopped: nothing to do, as in QMP */
 	vclock_pause(&v->m->clock);
@@ -440,6 +504,14 @@ static int ctl_cont(void *opaque, char *err, size_t errlen)
 		return 0;
 	if (v->state == RUN_SHUTDOWN) {
 		snprintf(err, errlen, "the VM has shut down");
+		return -1;
+	}
+	if (v->state == RUN_INMIGRATE) {
+		v->o.paused = false;	/* run once received */
+		return 0;
+	}
+	if (v->state == RUN_FINISH_MIGRATE || v->state == RUN_POSTMIGRATE) {
+		snprintf(err, errlen, "the VM is being migrated");
 		return -1;
 	}
 	vclock_resume(&v->m->clock);
@@ -468,6 +540,10 @@ static int ctl_save(void *opaque, const char *file, uint64_t *bytes, char *err,
 	bool was_running = v->state == RUN_RUNNING;
 	int rc;
 
+	if ((v->mig && migrate_running(v->mig)) || v->state == RUN_INMIGRATE) {
+		snprintf(err, errlen, "a migration is in progress");
+		return -1;
+	}
 	if (was_running)
 		vclock_pause(&v->m->clock);
 	rc = control_write_file(file, save_writer, v->m, bytes, err, errlen);
@@ -476,12 +552,152 @@ static int ctl_save(void *opaque, const char *file, uint64_t *bytes, char *err,
 	return rc;
 }
 
+/* ---- migration ---- */
+
+static void mig_pause(void *opaque)
+{
+	vmm_t *v = opaque;
+
+	v->mig_prev = v->state;
+	if (v->state == RUN_RUNNING)
+		vclock_pause(&v->m->clock);
+	v->state = RUN_FINISH_MIGRATE;
+}
+
+static void mig_resume(void *opaque)
+{
+	vmm_t *v = opaque;
+
+	if (v->state != RUN_FINISH_MIGRATE)
+		return;
+	v->state = v->mig_prev;
+	if (v->state == RUN_RUNNING)
+		vclock_resume(&v->m->clock);
+}
+
+/* The destination confirmed: this copy must never run again. */
+static void mig_handed_over(void *opaque)
+{
+	vmm_t *v = opaque;
+
+	v->state = RUN_POSTMIGRATE;
+	v->migrated = true;
+	machine_request_stop(v->m, POWER_QUIT);
+}
+
+static void mig_incoming_done(void *opaque, bool ok, const char *err)
+{
+	vmm_t *v = opaque;
+
+	if (!ok) {
+		log_error("incoming migration failed: %s", err);
+		v->incoming_failed = true;
+		machine_request_stop(v->m, POWER_QUIT);
+		return;
+	}
+	if (v->o.paused) {
+		v->state = RUN_PAUSED;
+		return;
+	}
+	v->state = RUN_RUNNING;
+	vclock_resume(&v->m->clock);
+	control_event(&v->ctl, "RESUME", NULL);
+}
+
+static const migrate_hooks_t mig_hooks = {
+	.pause = mig_pause,
+	.resume = mig_resume,
+	.handed_over = mig_handed_over,
+	.incoming_done = mig_incoming_done,
+};
+
+static int ctl_migrate(void *opaque, const control_migrate_args_t *a,
+		       char *err, size_t errlen)
+{
+	vmm_t *v = opaque;
+	migrate_params_t p;
+
+	if (v->mig && migrate_running(v->mig)) {
+		snprintf(err, errlen, "There's a migration process in progress");
+		return -1;
+	}
+	if (v->state == RUN_INMIGRATE || v->state == RUN_SHUTDOWN ||
+	    v->state == RUN_POSTMIGRATE) {
+		snprintf(err, errlen, "the VM cannot migrate while %s",
+			 run_state_names[v->state]);
+		return -1;
+	}
+	migrate_params_default(&p);
+	p.live = a->live;
+	p.downtime_ms = a->downtime_limit_ms;
+	p.bandwidth = a->bandwidth_mbs << 20;
+	p.max_rounds = (unsigned)a->max_rounds;
+	p.give_up = a->give_up_abort ? MIGRATE_GIVE_UP_ABORT :
+				       MIGRATE_GIVE_UP_STOP_COPY;
+	if (v->mig) {
+		migrate_free(v->mig);
+		v->mig = NULL;
+	}
+	return migrate_start(&v->mig, v->m, a->uri, &p, &mig_hooks, v, err,
+			     errlen);
+}
+
+static int ctl_migrate_cancel(void *opaque, char *err, size_t errlen)
+{
+	vmm_t *v = opaque;
+
+	if (v->mig)
+		migrate_cancel(v->mig);
+	return 0;
+}
+
+static json_t *ctl_query_migrate(void *opaque)
+{
+	vmm_t *v = opaque;
+	migrate_info_t i;
+	json_t *r;
+
+	if (!v->mig)
+		return json_pack("{s:s}", "status",
+				 v->state == RUN_INMIGRATE ? "setup" : "none");
+	migrate_get_info(v->mig, &i);
+	/* Every status the answer shows has had its event first. */
+	mig_events(v);
+	r = json_pack("{s:s,s:I,s:I,s:I}", "status",
+		      migrate_status_name(i.status), "total-time",
+		      (json_int_t)i.total_time, "setup-time",
+		      (json_int_t)i.setup_time, "expected-downtime",
+		      (json_int_t)i.expected_downtime);
+	if (!r)
+		return NULL;
+	if (i.status == MIGRATE_COMPLETED && !i.incoming)
+		json_object_set_new(r, "downtime",
+				    json_integer((json_int_t)i.downtime));
+	if (i.status == MIGRATE_FAILED || i.status == MIGRATE_CANCELLED)
+		json_object_set_new(r, "error-desc", json_string(i.error));
+	json_object_set_new(r, "ram",
+		json_pack("{s:I,s:I,s:I,s:I,s:I,s:I,s:I,s:f,s:I}",
+			  "transferred", (json_int_t)i.transferred,
+			  "remaining", (json_int_t)i.remaining,
+			  "total", (json_int_t)i.total,
+			  "duplicate", (json_int_t)i.duplicate,
+			  "normal", (json_int_t)i.normal,
+			  "normal-bytes", (json_int_t)i.normal_bytes,
+			  "dirty-pages-rate", (json_int_t)i.dirty_pages_rate,
+			  "mbps", i.mbps,
+			  "dirty-sync-count", (json_int_t)i.dirty_sync_count));
+	return r;
+}
+
 static const control_ops_t ctl_ops = {
 	.status = ctl_status,
 	.stop = ctl_stop,
 	.cont = ctl_cont,
 	.quit = ctl_quit,
 	.save = ctl_save,
+	.migrate = ctl_migrate,
+	.migrate_cancel = ctl_migrate_cancel,
+	.query_migrate = ctl_query_migrate,
 };
 
 /* SHUTDOWN / RESET event data, as QMP words them. */
@@ -515,6 +731,18 @@ int main(int argc, char **argv)
 			return 1;
 		}
 	}
+	v->incoming_fd = -1;
+	if (v->o.incoming) {
+		/* Listening before the control socket exists: whoever sees
+		 * the control socket may start the source's migrate. */
+		v->incoming_fd = migrate_incoming_listen(v->o.incoming, err,
+							 sizeof(err));
+		if (v->incoming_fd < 0) {
+			log_error("%s", err);
+			free(v->m);
+			return 1;
+		}
+	}
 	control_init(&v->ctl, &ctl_ops, v);
 	if (v->o.control && control_listen(&v->ctl, v->o.control, err, sizeof(err))) {
 		log_error("%s", err);
@@ -533,13 +761,29 @@ int main(int argc, char **argv)
 	v->state = RUN_RUNNING;
 	if (v->o.paused)
 		v->state = v->o.restore ? RUN_PAUSED : RUN_PRELAUNCH;
+	if (v->o.incoming)
+		v->state = RUN_INMIGRATE;
 	for (;;) {
 		if (build_machine(v, restore_fd)) {
 			machine_destroy(v->m);
 			rc = 1;
 			break;
 		}
-		if (restore_fd >= 0) {
+		if (v->incoming_fd >= 0) {
+			if (migrate_incoming_start(&v->mig, v->m, v->incoming_fd,
+						   0, &mig_hooks, v, err,
+						   sizeof(err))) {
+				log_error("incoming migration failed: %s", err);
+				close(v->incoming_fd);
+				v->incoming_fd = -1;
+				machine_destroy(v->m);
+				rc = 1;
+				break;
+			}
+			/* Taken over; a later reboot boots the kernel. */
+			v->incoming_fd = -1;
+			vclock_pause(&v->m->clock);
+		} else if (restore_fd >= 0) {
 			close(restore_fd);
 			restore_fd = -1; /* a later reboot boots the kernel */
 			if (v->state == RUN_RUNNING)
@@ -548,15 +792,25 @@ int main(int argc, char **argv)
 			vclock_pause(&v->m->clock);
 		}
 		why = run(v);
+		if (v->mig) {
+			/* No migration outlives its machine. */
+			migrate_stop(v->mig);
+			mig_events(v);
+		}
 		machine_destroy(v->m);
 		if (why != POWER_RESET)
 			break;
 		control_event(&v->ctl, "RESET",
 			      power_event_data(true, "guest-reset"));
 	}
+	if (v->incoming_failed)
+		rc = 1;
 	if (!rc) {
 		v->state = RUN_SHUTDOWN;
-		if (why == POWER_OFF)
+		if (v->migrated)
+			control_event(&v->ctl, "SHUTDOWN",
+				      power_event_data(false, "migrated"));
+		else if (why == POWER_OFF)
 			control_event(&v->ctl, "SHUTDOWN",
 				      power_event_data(true, "guest-shutdown"));
 		else
@@ -568,6 +822,11 @@ int main(int argc, char **argv)
 	}
 	if (restore_fd >= 0)
 		close(restore_fd);
+	if (v->incoming_fd >= 0)
+		close(v->incoming_fd);
+	migrate_free(v->mig);
+	if (v->migrated)
+		control_linger(&v->ctl, 300);
 	control_close(&v->ctl);
 	console_close(&v->con);
 	free(v->m);

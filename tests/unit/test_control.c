@@ -29,6 +29,10 @@ typedef struct fake_vm {
 	char saved_file[256];
 	bool fail_save;
 	control_t *ctl;
+	int migrates, cancels;
+	bool migrating;
+	control_migrate_args_t mig;
+	char mig_uri[256];
 } fake_vm_t;
 
 static const char *fake_status(void *opaque)
@@ -76,9 +80,44 @@ static int fake_save(void *opaque, const char *file, uint64_t *bytes, char *err,
 	return 0;
 }
 
+static int fake_migrate(void *opaque, const control_migrate_args_t *a,
+			char *err, size_t errlen)
+{
+	fake_vm_t *vm = opaque;
+
+	if (vm->migrating) {
+		snprintf(err, errlen, "There's a migration process in progress");
+		return -1;
+	}
+	vm->migrates++;
+	vm->migrating = true;
+	vm->mig = *a;
+	snprintf(vm->mig_uri, sizeof(vm->mig_uri), "%s", a->uri);
+	vm->mig.uri = vm->mig_uri;
+	return 0;
+}
+
+static int fake_migrate_cancel(void *opaque, char *err, size_t errlen)
+{
+	fake_vm_t *vm = opaque;
+
+	vm->cancels++;
+	vm->migrating = false;
+	return 0;
+}
+
+static json_t *fake_query_migrate(void *opaque)
+{
+	fake_vm_t *vm = opaque;
+
+	return json_pack("{s:s}", "status", vm->migrating ? "active" : "none");
+}
+
 static const control_ops_t fake_ops = {
 	.status = fake_status, .stop = fake_stop, .cont = fake_cont,
-	.quit = fake_quit, .save = fake_save,
+	.quit = fake_quit, .save = fake_save, .migrate = fake_migrate,
+	.migrate_cancel = fake_migrate_cancel,
+	.query_migrate = fake_query_migrate,
 };
 
 typedef struct fixture {
@@ -712,6 +751,73 @@ static void test_write_file_atomic(void **state)
 	rmdir(dir);
 }
 
+/* migrate: defaults, every argument, bad values; cancel; query. */
+static void test_migrate_commands(void **state)
+{
+	fixture_t *f = *state;
+	json_t *j;
+
+	negotiate(f);
+	j = request(f, "{\"execute\": \"query-migrate\"}");
+	assert_string_equal(json_string_value(json_object_get(assert_return(j),
+							      "status")), "none");
+	json_decref(j);
+	assert_error(request(f, "{\"execute\": \"migrate\"}"), "GenericError",
+		     "Parameter 'uri' is missing");
+	assert_error(request(f, "{\"execute\": \"migrate\", \"arguments\": "
+			     "{\"uri\": \"udp:x:1\"}}"), "GenericError",
+		     "tcp:HOST:PORT");
+	assert_error(request(f, "{\"execute\": \"migrate\", \"arguments\": "
+			     "{\"uri\": \"tcp:h:1\", \"give-up\": \"never\"}}"),
+		     "GenericError", "give-up");
+	assert_error(request(f, "{\"execute\": \"migrate\", \"arguments\": "
+			     "{\"uri\": \"tcp:h:1\", \"max-rounds\": 0}}"),
+		     "GenericError", "max-rounds");
+	assert_error(request(f, "{\"execute\": \"migrate\", \"arguments\": "
+			     "{\"uri\": \"tcp:h:1\", \"bandwidth\": -1}}"),
+		     "GenericError", "bandwidth");
+	assert_error(request(f, "{\"execute\": \"migrate\", \"arguments\": "
+			     "{\"uri\": \"tcp:h:1\", \"live\": 1}}"),
+		     "GenericError", "expected: boolean");
+	assert_int_equal(f->vm.migrates, 0);
+
+	j = request(f, "{\"execute\": \"migrate\", \"arguments\": "
+		    "{\"uri\": \"tcp:127.0.0.1:4444\"}}");
+	assert_int_equal(json_object_size(assert_return(j)), 0);
+	json_decref(j);
+	assert_int_equal(f->vm.migrates, 1);
+	assert_string_equal(f->vm.mig.uri, "tcp:127.0.0.1:4444");
+	assert_true(f->vm.mig.live);
+	assert_int_equal(f->vm.mig.downtime_limit_ms, 300);
+	assert_int_equal(f->vm.mig.bandwidth_mbs, 0);
+	assert_int_equal(f->vm.mig.max_rounds, 30);
+	assert_false(f->vm.mig.give_up_abort);
+	/* Only one at a time. */
+	assert_error(request(f, "{\"execute\": \"migrate\", \"arguments\": "
+			     "{\"uri\": \"file:/tmp/x\"}}"), "GenericError",
+		     "in progress");
+	j = request(f, "{\"execute\": \"query-migrate\"}");
+	assert_string_equal(json_string_value(json_object_get(assert_return(j),
+							      "status")), "active");
+	json_decref(j);
+	j = request(f, "{\"execute\": \"migrate-cancel\"}");
+	assert_int_equal(json_object_size(assert_return(j)), 0);
+	json_decref(j);
+	assert_int_equal(f->vm.cancels, 1);
+
+	j = request(f, "{\"execute\": \"migrate\", \"arguments\": "
+		    "{\"uri\": \"file:/tmp/x\", \"live\": false, "
+		    "\"downtime-limit\": 50, \"bandwidth\": 100, "
+		    "\"max-rounds\": 4, \"give-up\": \"abort\"}}");
+	assert_int_equal(json_object_size(assert_return(j)), 0);
+	json_decref(j);
+	assert_false(f->vm.mig.live);
+	assert_int_equal(f->vm.mig.downtime_limit_ms, 50);
+	assert_int_equal(f->vm.mig.bandwidth_mbs, 100);
+	assert_int_equal(f->vm.mig.max_rounds, 4);
+	assert_true(f->vm.mig.give_up_abort);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -727,6 +833,7 @@ int main(void)
 		cmocka_unit_test_setup_teardown(test_quit_and_query_commands, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_framing, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_disconnect_mid_line, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_migrate_commands, setup, teardown),
 		cmocka_unit_test(test_listen_lifecycle),
 		cmocka_unit_test(test_write_file_atomic),
 	};

@@ -644,6 +644,113 @@ static void test_state_record_parse(void **state)
 	stream_free(&s);
 }
 
+/* ---- the back channel ---- */
+
+/* ACCEPT, REFUSE with a reason (control characters made safe), COMMITTED;
+ * forward records are unknown on the back channel and vice versa. */
+static void test_back_channel(void **state)
+{
+	stream_t w, r;
+	char reason[STREAM_MAX_STRING + 1];
+	uint16_t type;
+	int fd = mem_fd(NULL, 0);
+	stream_rec_t rec;
+
+	(void)state;
+	stream_init(&w, fd);
+	w.back = true;
+	assert_int_equal(stream_write_accept(&w), 0);
+	assert_int_equal(stream_write_refuse(&w, "RAM size differs:\n 1 MiB"),
+			 0);
+	assert_int_equal(stream_write_committed(&w), 0);
+	assert_int_equal(stream_write_end(&w), 0);	/* END: not back */
+	stream_free(&w);
+	assert_int_equal(lseek(fd, 0, SEEK_SET), 0);
+	stream_init(&r, fd);
+	r.back = true;
+	assert_int_equal(stream_read_reply(&r, &type, reason, sizeof(reason)), 0);
+	assert_int_equal(type, STREAM_REC_ACCEPT);
+	assert_string_equal(reason, "");
+	assert_int_equal(stream_read_reply(&r, &type, reason, sizeof(reason)), 0);
+	assert_int_equal(type, STREAM_REC_REFUSE);
+	assert_string_equal(reason, "RAM size differs:? 1 MiB");
+	assert_int_equal(stream_read_reply(&r, &type, reason, sizeof(reason)), 0);
+	assert_int_equal(type, STREAM_REC_COMMITTED);
+	assert_int_equal(stream_read_reply(&r, &type, reason, sizeof(reason)),
+			 -1);
+	assert_non_null(strstr(r.err, "unknown mandatory record type 4"));
+	stream_free(&r);
+
+	/* A back-channel record in the forward stream is refused. */
+	assert_int_equal(lseek(fd, 0, SEEK_SET), 0);
+	stream_init(&r, fd);
+	assert_int_equal(stream_read_record(&r, &rec), -1);
+	assert_non_null(strstr(r.err, "unknown mandatory record type 16"));
+	stream_free(&r);
+	close(fd);
+}
+
+/* A REFUSE whose string overruns its body is refused, not read past. */
+static void test_back_channel_hostile(void **state)
+{
+	uint8_t body[8] = { 200, 0, 'a', 'b' };
+	char reason[64];
+	uint16_t type;
+	stream_t w, r;
+	int fd = mem_fd(NULL, 0);
+
+	(void)state;
+	stream_init(&w, fd);
+	w.back = true;
+	assert_int_equal(stream_write_record(&w, STREAM_REC_REFUSE, 0, body, 4),
+			 0);
+	stream_free(&w);
+	assert_int_equal(lseek(fd, 0, SEEK_SET), 0);
+	stream_init(&r, fd);
+	r.back = true;
+	assert_int_equal(stream_read_reply(&r, &type, reason, sizeof(reason)),
+			 -1);
+	assert_non_null(strstr(r.err, "malformed REFUSE"));
+	stream_free(&r);
+	close(fd);
+}
+
+/* skip_zero leaves zero pages out entirely (the first pre-copy round). */
+static void test_pages_skip_zero(void **state)
+{
+	char err[256];
+	ram_t a, b;
+	stream_t s;
+	stream_rec_t rec;
+	int fd = mem_fd(NULL, 0);
+
+	(void)state;
+	assert_int_equal(ram_init(&a, 0x80000000ull, 100 * 4096ull, err,
+				  sizeof(err)), 0);
+	assert_int_equal(ram_init(&b, 0x80000000ull, 100 * 4096ull, err,
+				  sizeof(err)), 0);
+	a.host[5 * 4096 + 7] = 1;
+	a.host[70 * 4096] = 2;
+	stream_init(&s, fd);
+	s.skip_zero = true;
+	assert_int_equal(stream_write_pages(&s, &a, NULL), 0);
+	assert_int_equal(s.pages, 2);
+	assert_int_equal(s.skipped, 98);
+	assert_int_equal(s.zero_pages, 0);
+	assert_int_equal(s.seq, 1);
+	stream_free(&s);
+	assert_int_equal(lseek(fd, 0, SEEK_SET), 0);
+	stream_init(&s, fd);
+	assert_int_equal(stream_read_record(&s, &rec), 0);
+	assert_int_equal(rec.len, 8 + 2 * 8 + 2 * 4096);
+	assert_int_equal(stream_load_pages(&s, &rec, &b), 0);
+	assert_memory_equal(a.host, b.host, a.size);
+	stream_free(&s);
+	close(fd);
+	ram_free(&a);
+	ram_free(&b);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -659,6 +766,9 @@ int main(void)
 		cmocka_unit_test(test_pages_round_trip),
 		cmocka_unit_test(test_pages_hostile),
 		cmocka_unit_test(test_state_record_parse),
+		cmocka_unit_test(test_back_channel),
+		cmocka_unit_test(test_back_channel_hostile),
+		cmocka_unit_test(test_pages_skip_zero),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);
