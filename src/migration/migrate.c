@@ -492,6 +492,9 @@ int migrate_start(migrate_t **out, machine_t *m, const char *uri,
 		mg->p.max_rounds = 1;
 	if (!mg->p.io_timeout_ms)
 		mg->p.io_timeout_ms = MIGRATE_DEFAULT_IO_TIMEOUT_MS;
+	/* Before the thread exists: query-migrate right after the command
+	 * answers must already see the migration. */
+	set_status(mg, MIGRATE_SETUP);
 	if (spawn(mg, sender_main, err, errlen)) {
 		migrate_free(mg);
 		return -1;
