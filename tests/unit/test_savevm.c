@@ -22,6 +22,7 @@
 #include "machine/platform.h"
 #include "migration/savevm.h"
 #include "migration/stream.h"
+#include "rv_encode.h"
 
 #define RAM_BYTES (8u << 20)
 #define CODE (MEM_RAM_BASE + 0x1000)
@@ -101,36 +102,6 @@ static void *gpa(machine_t *m, uint64_t pa)
 
 /* ---- a small program (unprivileged spec 2.4, 2.5, 2.6) ---- */
 
-static uint32_t r_type(unsigned f7, unsigned rs2, unsigned rs1, unsigned f3,
-		       unsigned rd, unsigned op)
-{
-	return f7 << 25 | rs2 << 20 | rs1 << 15 | f3 << 12 | rd << 7 | op;
-}
-
-static uint32_t i_type(int32_t imm, unsigned rs1, unsigned f3, unsigned rd,
-		       unsigned op)
-{
-	return ((uint32_t)imm & 0xfff) << 20 | rs1 << 15 | f3 << 12 | rd << 7 |
-	       op;
-}
-
-static uint32_t s_type(int32_t imm, unsigned rs2, unsigned rs1, unsigned f3,
-		       unsigned op)
-{
-	uint32_t u = (uint32_t)imm;
-
-	return ((u >> 5) & 0x7f) << 25 | rs2 << 20 | rs1 << 15 | f3 << 12 |
-	       (u & 0x1f) << 7 | op;
-}
-
-static uint32_t j_type(int32_t imm, unsigned rd)
-{
-	uint32_t u = (uint32_t)imm;
-
-	return ((u >> 20) & 1) << 31 | ((u >> 1) & 0x3ff) << 21 |
-	       ((u >> 11) & 1) << 20 | ((u >> 12) & 0xff) << 12 | rd << 7 |
-	       0x6f;
-}
 
 enum { T0 = 5, T1 = 6, A0 = 10, A1 = 11, A2 = 12 };
 
