@@ -10,6 +10,8 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/mman.h>
+#include <sys/sysinfo.h>
 #include <sys/socket.h>
 #include <unistd.h>
 #include <xxhash.h>
@@ -724,15 +726,62 @@ int stream_check_machine(stream_t *s, const stream_rec_t *r,
 
 /* ---- PAGES ------------------------------------------------------------ */
 
+/*
+ * Pages the guest never touched are not resident in the host's anonymous
+ * mapping: they are zero without reading them (reading would fault in the
+ * host's zero page, one fault per page). Without swap, a non-resident
+ * anonymous page cannot hold data; with swap it might, so then every page
+ * is read.
+ */
+#define RESIDENT_WINDOW 1024
+
+struct residency {
+	bool usable;
+	uint64_t base;		/* first page of vec, UINT64_MAX = none */
+	unsigned char vec[RESIDENT_WINDOW];
+};
+
+static void residency_init(struct residency *res)
+{
+	struct sysinfo si;
+
+	res->usable = sysinfo(&si) == 0 && si.totalswap == 0;
+	res->base = UINT64_MAX;
+}
+
+static bool page_untouched(struct residency *res, const ram_t *r, uint64_t p)
+{
+	uint64_t n;
+
+	if (!res->usable)
+		return false;
+	if (res->base == UINT64_MAX || p < res->base ||
+	    p >= res->base + RESIDENT_WINDOW) {
+		res->base = p;
+		n = r->npages - p < RESIDENT_WINDOW ? r->npages - p
+						     : RESIDENT_WINDOW;
+		if (mincore(r->host + (p << RAM_PAGE_SHIFT),
+			    n << RAM_PAGE_SHIFT, res->vec)) {
+			res->usable = false;
+			return false;
+		}
+		if (n < RESIDENT_WINDOW)
+			memset(res->vec + n, 1, RESIDENT_WINDOW - n);
+	}
+	return !(res->vec[p - res->base] & 1);
+}
+
 int stream_write_pages_from(stream_t *s, const ram_t *r,
 			    const uint64_t *bitmap, uint64_t *next,
 			    uint64_t max_pages)
 {
 	uint64_t p = *next, sent = 0;
 	uint8_t *body, *ent, *data;
+	struct residency res;
 
 	if (ensure(s, rec_total(STREAM_MAX_PAGES_BODY)))
 		return -1;
+	residency_init(&res);
 	body = s->buf + STREAM_REC_HEADER_SIZE;
 	ent = body + 8;
 	/* Data is staged after a full entry table, moved down when the
@@ -758,7 +807,8 @@ int stream_write_pages_from(stream_t *s, const ram_t *r,
 					break;
 			}
 			src = r->host + (p << RAM_PAGE_SHIFT);
-			if (s->skip_zero && stream_page_is_zero(src)) {
+			if (s->skip_zero && (page_untouched(&res, r, p) ||
+					     stream_page_is_zero(src))) {
 				/* The reader's page is zero already. */
 				s->skipped++;
 				sent++;
