@@ -24,15 +24,15 @@ static void syscon_write(void *dev, uint64_t off, uint64_t val, unsigned size)
 		code = 0;
 	switch (status) {
 	case SYSCON_PASS:
-		sc->exit_code = 0;
+		sc->m->exit_code = 0;
 		machine_request_stop(sc->m, POWER_OFF);
 		break;
 	case SYSCON_RESET:
-		sc->exit_code = 0;
+		sc->m->exit_code = 0;
 		machine_request_stop(sc->m, POWER_RESET);
 		break;
 	case SYSCON_FAIL:
-		sc->exit_code = code ? (int)code : 1;
+		sc->m->exit_code = code ? (int)code : 1;
 		machine_request_stop(sc->m, POWER_OFF);
 		break;
 	default:

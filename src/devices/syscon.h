@@ -20,12 +20,6 @@
 struct syscon {
 	machine_t *m;
 	uint64_t base;
-	/*
-	 * Exit status the guest asked for: 0 after PASS or RESET; after FAIL
-	 * the code from bits 31:16, or 1 when that is 0, so a failure is
-	 * never reported as success.
-	 */
-	int exit_code;
 };
 
 /* Creates the syscon and registers it. NULL on failure. */

@@ -65,6 +65,12 @@ typedef struct machine {
 	struct uart *uart;
 	struct rtc *rtc;
 	enum power_request power;
+	/*
+	 * Exit status the guest asked for through the syscon: 0 after PASS
+	 * or RESET; after FAIL the code from bits 31:16, or 1 when that is 0,
+	 * so a failure is never reported as success.
+	 */
+	int exit_code;
 	/* Host console output, for the UART and the SBI debug console. */
 	void (*console_tx)(void *opaque, const uint8_t *buf, size_t len);
 	void *console_opaque;

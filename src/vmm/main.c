@@ -128,7 +128,8 @@ static void usage(FILE *f)
 "(built by guest/build-guest.sh).\n"
 "\n"
 "On a terminal the console is raw: type Ctrl-A x to quit, Ctrl-A Ctrl-A to send\n"
-"Ctrl-A. A guest poweroff exits with status 0.\n",
+"Ctrl-A. A guest poweroff exits with status 0; a guest that reports failure\n"
+"through the syscon (0x3333 | code << 16) exits with that code.\n",
 		DEFAULT_MEMORY_MIB, MAX_DISKS);
 }
 
@@ -712,7 +713,7 @@ int main(int argc, char **argv)
 	vmm_t *v = &vmm;
 	char err[256];
 	enum power_request why = POWER_QUIT;
-	int rc = 0, restore_fd = -1;
+	int rc = 0, restore_fd = -1, guest_exit = 0;
 
 	log_set_prog("tern-vmm");
 	if (parse_args(argc, argv, &v->o))
@@ -792,6 +793,7 @@ int main(int argc, char **argv)
 			vclock_pause(&v->m->clock);
 		}
 		why = run(v);
+		guest_exit = why == POWER_OFF ? v->m->exit_code : 0;
 		if (v->mig) {
 			/* No migration outlives its machine. */
 			migrate_stop(v->mig);
@@ -819,6 +821,8 @@ int main(int argc, char **argv)
 						       v->quit ? "host-qmp-quit" :
 						       got_signal ? "host-signal" :
 						       "host-ui"));
+		/* A guest that powered off reporting failure (syscon FAIL). */
+		rc = guest_exit;
 	}
 	if (restore_fd >= 0)
 		close(restore_fd);

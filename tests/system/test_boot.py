@@ -110,3 +110,12 @@ def test_guest_program_computes_what_the_host_computes(guest, vms, workdir):
     vm.expect(r"cpubench: ok checksum=([0-9a-f]+)", timeout=120)
     assert vm.child.match.group(1).decode() == checksum
     assert vm.wait_exit() == 0
+
+
+def test_guest_failure_code_becomes_exit_status(guest, vms):
+    """The syscon's FAIL command (0x3333, code in bits 31:16) ends the VM
+    with that code as tern-vmm's exit status, as QEMU's virt board does."""
+    vm = vms()
+    vm.wait_ready()
+    vm.child.sendline("devmem 0x100000 32 0x00053333")
+    assert vm.wait_exit() == 5

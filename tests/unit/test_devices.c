@@ -491,22 +491,22 @@ static void test_syscon(void **state)
 	wr(f, MEM_SYSCON_BASE, 4, 0x7777);
 	assert_int_equal(f->m.power, POWER_RESET);
 	assert_true(f->m.harts[0].stop);
-	assert_int_equal(f->syscon->exit_code, 0);
+	assert_int_equal(f->m.exit_code, 0);
 
 	f->m.power = POWER_RUN;
 	wr(f, MEM_SYSCON_BASE, 4, 0x5555);
 	assert_int_equal(f->m.power, POWER_OFF);
-	assert_int_equal(f->syscon->exit_code, 0);
+	assert_int_equal(f->m.exit_code, 0);
 
 	f->m.power = POWER_RUN;
 	wr(f, MEM_SYSCON_BASE, 4, (42u << 16) | 0x3333);
 	assert_int_equal(f->m.power, POWER_OFF);
-	assert_int_equal(f->syscon->exit_code, 42);
+	assert_int_equal(f->m.exit_code, 42);
 
 	f->m.power = POWER_RUN;
 	wr(f, MEM_SYSCON_BASE, 4, 0x3333);
 	assert_int_equal(f->m.power, POWER_OFF);
-	assert_int_not_equal(f->syscon->exit_code, 0);
+	assert_int_not_equal(f->m.exit_code, 0);
 }
 
 /* ---- RTC ---- */
