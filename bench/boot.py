@@ -14,7 +14,6 @@ import argparse
 import os
 import pathlib
 import platform
-import re
 import statistics
 import subprocess
 import time

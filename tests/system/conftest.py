@@ -164,11 +164,14 @@ class QmpClient:
                 return msg
             self.events.append(msg)
 
+    def send_raw(self, data):
+        self.sock.sendall(data)
+
     def execute(self, name, timeout=CMD_TIMEOUT, **arguments):
         req = {"execute": name}
         if arguments:
             req["arguments"] = arguments
-        self.sock.sendall(json.dumps(req).encode() + b"\n")
+        self.send_raw(json.dumps(req).encode() + b"\n")
         return self.answer(timeout)
 
     def ok(self, name, timeout=CMD_TIMEOUT, **arguments):
@@ -198,6 +201,28 @@ class QmpClient:
 
     def close(self):
         self.sock.close()
+
+
+def run_vmm(*args, timeout=30):
+    """tern-vmm with these arguments, no console input; its CompletedProcess."""
+    return subprocess.run([str(VMM)] + [str(a) for a in args], capture_output=True,
+                          text=True, timeout=timeout, stdin=subprocess.DEVNULL)
+
+
+def assert_one_line_error(r, *words):
+    """Failed with exactly one stderr line, prefixed and naming each word."""
+    assert r.returncode != 0
+    lines = r.stderr.strip().splitlines()
+    assert len(lines) == 1, r.stderr
+    assert lines[0].startswith("tern-vmm: ")
+    for w in words:
+        assert w in lines[0], lines[0]
+
+
+def guest_uptime(vm):
+    """Seconds since the guest booted, from its /proc/uptime."""
+    m = vm.run("echo \"up=$(cut -d' ' -f1 /proc/uptime)\"", r"up=(\d+\.\d+)")
+    return float(m.group(1))
 
 
 def free_port():

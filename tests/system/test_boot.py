@@ -2,7 +2,7 @@
 """tern-vmm boots Debian's riscv64 kernel and busybox to a working shell."""
 import subprocess
 
-from conftest import VMM, make_ext4
+from conftest import assert_one_line_error, make_ext4, run_vmm
 
 
 def test_boot_to_shell_and_poweroff(guest, vms):
@@ -41,20 +41,6 @@ def test_readonly_disk_refuses_writes(guest, vms, workdir):
     vm.run("cat /sys/block/vda/ro", r"\r?\n1\r?\n")
     vm.child.sendline("poweroff")
     assert vm.wait_exit() == 0
-
-
-def run_vmm(*args, timeout=30):
-    return subprocess.run([str(VMM)] + [str(a) for a in args], capture_output=True,
-                          text=True, timeout=timeout, stdin=subprocess.DEVNULL)
-
-
-def assert_one_line_error(r, *words):
-    assert r.returncode != 0
-    lines = r.stderr.strip().splitlines()
-    assert len(lines) == 1, r.stderr
-    assert lines[0].startswith("tern-vmm: ")
-    for w in words:
-        assert w in lines[0], lines[0]
 
 
 def test_bad_input_is_refused_clearly(guest, workdir):

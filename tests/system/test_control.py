@@ -2,118 +2,18 @@
 """The control socket (docs/control-protocol.md) on a real tern-vmm running
 the real guest: status, pause and resume with a frozen guest clock, events,
 quit, snapshots and restore."""
-import json
-import os
-import re
-import socket
-import subprocess
 import time
 
 import pexpect
 import pytest
 
-from conftest import BOOT_TIMEOUT, CMD_TIMEOUT, VMM
-
-
-class Qmp:
-    """A minimal client: one JSON object per line in both directions."""
-
-    def __init__(self, path, timeout=20):
-        deadline = time.monotonic() + timeout
-        while True:
-            self.sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
-            try:
-                self.sock.connect(str(path))
-                break
-            except OSError:
-                self.sock.close()
-                assert time.monotonic() < deadline, f"control socket {path} never appeared"
-                time.sleep(0.1)
-        self.buf = b""
-        self.events = []
-        self.greeting = self.recv()
-        assert "QMP" in self.greeting
-
-    def recv(self, timeout=CMD_TIMEOUT):
-        deadline = time.monotonic() + timeout
-        while b"\n" not in self.buf:
-            left = deadline - time.monotonic()
-            if left <= 0:
-                raise TimeoutError("no message from the control socket")
-            self.sock.settimeout(left)
-            chunk = self.sock.recv(65536)
-            if not chunk:
-                raise EOFError("control socket closed")
-            self.buf += chunk
-        line, self.buf = self.buf.split(b"\n", 1)
-        return json.loads(line)
-
-    def send_raw(self, data):
-        self.sock.sendall(data)
-
-    def answer(self, timeout=CMD_TIMEOUT):
-        """The next answer; events that come first are kept in self.events."""
-        while True:
-            msg = self.recv(timeout)
-            if "event" in msg:
-                self.events.append(msg)
-            else:
-                return msg
-
-    def execute(self, name, timeout=CMD_TIMEOUT, **arguments):
-        req = {"execute": name}
-        if arguments:
-            req["arguments"] = arguments
-        self.send_raw(json.dumps(req).encode() + b"\n")
-        return self.answer(timeout)
-
-    def ok(self, name, timeout=CMD_TIMEOUT, **arguments):
-        msg = self.execute(name, timeout, **arguments)
-        assert "return" in msg, msg
-        return msg["return"]
-
-    def wait_event(self, name, timeout=CMD_TIMEOUT):
-        for i, ev in enumerate(self.events):
-            if ev["event"] == name:
-                return self.events.pop(i)
-        while True:
-            msg = self.recv(timeout)
-            assert "event" in msg, f"unexpected answer {msg} while waiting for {name}"
-            if msg["event"] == name:
-                return msg
-            self.events.append(msg)
-
-    def negotiate(self):
-        assert self.ok("qmp_capabilities") == {}
-        return self
-
-    def close(self):
-        self.sock.close()
-
-
-def guest_uptime(vm):
-    m = vm.run("echo \"up=$(cut -d' ' -f1 /proc/uptime)\"", r"up=(\d+\.\d+)")
-    return float(m.group(1))
-
-
-def assert_one_line_error(r, *words):
-    assert r.returncode != 0
-    lines = r.stderr.strip().splitlines()
-    assert len(lines) == 1, r.stderr
-    assert lines[0].startswith("tern-vmm: ")
-    for w in words:
-        assert w in lines[0], lines[0]
-
-
-def run_vmm(*args, timeout=30):
-    return subprocess.run([str(VMM)] + [str(a) for a in args], capture_output=True,
-                          text=True, timeout=timeout, stdin=subprocess.DEVNULL)
+from conftest import BOOT_TIMEOUT, QmpClient, assert_one_line_error, guest_uptime, run_vmm
 
 
 def test_pause_freezes_guest_and_clock(guest, vms, workdir):
     ctl = workdir / "ctl.sock"
     vm = vms("--control", ctl)
-    q = Qmp(ctl).negotiate()
+    q = QmpClient(ctl).negotiate()
     v = q.ok("query-version")
     assert v["package"].startswith("tern-vmm ") and "major" in v["tern"]
     vm.wait_ready()
@@ -163,7 +63,7 @@ def test_pause_freezes_guest_and_clock(guest, vms, workdir):
 def test_quit_events_and_clients(guest, vms, workdir):
     ctl = workdir / "ctl.sock"
     vm = vms("--control", ctl)
-    q = Qmp(ctl)
+    q = QmpClient(ctl)
     # Nothing but qmp_capabilities before negotiation, as in QMP.
     err = q.execute("query-status")["error"]
     assert err["class"] == "CommandNotFound" and "qmp_capabilities" in err["desc"]
@@ -181,8 +81,8 @@ def test_quit_events_and_clients(guest, vms, workdir):
     assert q.answer()["id"] == 42
 
     # A second client, and one that goes away mid-line, do not disturb.
-    q2 = Qmp(ctl).negotiate()
-    q3 = Qmp(ctl)
+    q2 = QmpClient(ctl).negotiate()
+    q3 = QmpClient(ctl)
     q3.send_raw(b'{"execute": "qu')
     q3.close()
 
@@ -207,7 +107,7 @@ def test_quit_events_and_clients(guest, vms, workdir):
 def test_start_paused(guest, vms, workdir):
     ctl = workdir / "ctl.sock"
     vm = vms("--control", ctl, "--paused")
-    q = Qmp(ctl).negotiate()
+    q = QmpClient(ctl).negotiate()
     assert q.ok("query-status") == {"status": "prelaunch", "running": False}
     # Not a single instruction runs: the kernel prints nothing.
     with pytest.raises(pexpect.TIMEOUT):
@@ -239,7 +139,7 @@ def test_save_and_restore(guest, vms, workdir):
     ctl = workdir / "ctl.sock"
     snap = workdir / "vm.snap"
     vm = vms("--control", ctl)
-    q = Qmp(ctl).negotiate()
+    q = QmpClient(ctl).negotiate()
     vm.wait_ready()
     vm.run('echo "saved-$((40+2))" > /tmp/note && echo wrote=$?', r"wrote=0")
 
@@ -263,7 +163,7 @@ def test_save_and_restore(guest, vms, workdir):
     # A new process continues where the snapshot was taken.
     ctl2 = workdir / "ctl2.sock"
     vm2 = vms("--restore", snap, "--control", ctl2, "--paused")
-    q2 = Qmp(ctl2).negotiate()
+    q2 = QmpClient(ctl2).negotiate()
     assert q2.ok("query-status") == {"status": "paused", "running": False}
     assert q2.ok("cont") == {}
     vm2.run("cat /tmp/note", r"saved-42")

@@ -17,7 +17,7 @@ import time
 
 import pytest
 
-from conftest import VMM, FaultProxy, QmpClient, free_port, make_ext4
+from conftest import VMM, FaultProxy, QmpClient, free_port, guest_uptime, make_ext4
 
 MEM = "256"
 MIG_TIMEOUT = 150
@@ -76,11 +76,6 @@ def stop_memstress(vm):
     line = vm.child.match.group(0).decode(errors="replace").strip()
     assert vm.child.match.group(1).startswith(b"ok "), line
     return int(vm.child.match.group(3))
-
-
-def guest_uptime(vm):
-    m = vm.run("echo \"up=$(cut -d' ' -f1 /proc/uptime)\"", r"up=(\d+\.\d+)")
-    return float(m.group(1))
 
 
 def shell_answers(vm):
