@@ -2,31 +2,19 @@
 /* The one engine that saves, loads and checks every state table. */
 #include "machine/state.h"
 
-#include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
-static int __attribute__((format(printf, 3, 4)))
-fail(char *err, size_t errlen, const char *fmt, ...)
-{
-	va_list ap;
-
-	if (err && errlen) {
-		va_start(ap, fmt);
-		vsnprintf(err, errlen, fmt, ap);
-		va_end(ap);
-	}
-	return -1;
-}
+#include "util/err.h"
 
 int state_desc_validate(const state_desc_t *d, char *err, size_t errlen)
 {
 	if (!d->name || !d->fields || d->nfields == 0)
-		return fail(err, errlen, "state table %s: empty",
+		return err_set(err, errlen, "state table %s: empty",
 			    d->name ? d->name : "?");
 	if (d->min_version < 1 || d->min_version > d->version)
-		return fail(err, errlen, "state table %s: bad versions",
+		return err_set(err, errlen, "state table %s: bad versions",
 			    d->name);
 	for (uint32_t i = 0; i < d->nfields; i++) {
 		const state_field_t *f = &d->fields[i];
@@ -35,16 +23,16 @@ int state_desc_validate(const state_desc_t *d, char *err, size_t errlen)
 
 		if (f->elem_size != 1 && f->elem_size != 2 &&
 		    f->elem_size != 4 && f->elem_size != 8)
-			return fail(err, errlen, "%s.%s: bad width", d->name,
+			return err_set(err, errlen, "%s.%s: bad width", d->name,
 				    f->name);
 		if (f->count == 0 || end > d->size)
-			return fail(err, errlen, "%s.%s: outside the struct",
+			return err_set(err, errlen, "%s.%s: outside the struct",
 				    d->name, f->name);
 		if (f->offset % f->elem_size)
-			return fail(err, errlen, "%s.%s: misaligned", d->name,
+			return err_set(err, errlen, "%s.%s: misaligned", d->name,
 				    f->name);
 		if (f->since < 1 || f->since > d->version)
-			return fail(err, errlen, "%s.%s: bad version", d->name,
+			return err_set(err, errlen, "%s.%s: bad version", d->name,
 				    f->name);
 		for (uint32_t j = 0; j < i; j++) {
 			const state_field_t *g = &d->fields[j];
@@ -52,10 +40,10 @@ int state_desc_validate(const state_desc_t *d, char *err, size_t errlen)
 					(uint64_t)g->elem_size * g->count;
 
 			if (f->offset < gend && g->offset < end)
-				return fail(err, errlen, "%s.%s: overlaps",
+				return err_set(err, errlen, "%s.%s: overlaps",
 					    d->name, f->name);
 			if (!strcmp(f->name, g->name))
-				return fail(err, errlen, "%s.%s: named twice",
+				return err_set(err, errlen, "%s.%s: named twice",
 					    d->name, f->name);
 		}
 	}
@@ -162,13 +150,13 @@ int state_load(const state_desc_t *d, void *obj, uint32_t version,
 	size_t pos = 0;
 	int rc = -1;
 	if (version < d->min_version || version > d->version)
-		return fail(err, errlen, "state section %s: version %u not supported",
+		return err_set(err, errlen, "state section %s: version %u not supported",
 			    d->name, version);
 	if (len != state_size(d, version))
-		return fail(err, errlen, "state section %s: wrong length", d->name);
+		return err_set(err, errlen, "state section %s: wrong length", d->name);
 	tmp = malloc(d->size);
 	if (!tmp)
-		return fail(err, errlen, "state section %s: out of memory", d->name);
+		return err_set(err, errlen, "state section %s: out of memory", d->name);
 	memcpy(tmp, obj, d->size);
 	for (uint32_t i = 0; i < d->nfields; i++) {
 		const state_field_t *f = &d->fields[i];

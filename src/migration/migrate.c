@@ -26,6 +26,7 @@
 
 #include "migration/savevm.h"
 #include "migration/stream.h"
+#include "util/err.h"
 
 #define EVQ_SIZE 256
 #define ERR_LEN 256
@@ -356,17 +357,6 @@ void migrate_free(migrate_t *mg)
 
 /* ---- setup ---- */
 
-static int __attribute__((format(printf, 3, 4)))
-efail(char *err, size_t errlen, const char *fmt, ...)
-{
-	va_list ap;
-
-	va_start(ap, fmt);
-	vsnprintf(err, errlen, fmt, ap);
-	va_end(ap);
-	return -1;
-}
-
 /* Splits "HOST:PORT" or "[V6]:PORT"; port 1..65535. */
 static int split_host_port(const char *s, char **host, char **port, char *err,
 			   size_t errlen)
@@ -380,7 +370,7 @@ static int split_host_port(const char *s, char **host, char **port, char *err,
 		const char *close = strchr(s, ']');
 
 		if (!close || close[1] != ':')
-			return efail(err, errlen, "bad address '%s' (HOST:PORT "
+			return err_set(err, errlen, "bad address '%s' (HOST:PORT "
 				     "expected)", s);
 		h = s + 1;
 		hlen = (size_t)(close - h);
@@ -388,23 +378,23 @@ static int split_host_port(const char *s, char **host, char **port, char *err,
 	} else {
 		colon = strrchr(s, ':');
 		if (!colon)
-			return efail(err, errlen, "bad address '%s' (HOST:PORT "
+			return err_set(err, errlen, "bad address '%s' (HOST:PORT "
 				     "expected)", s);
 		hlen = (size_t)(colon - s);
 	}
 	if (!hlen)
-		return efail(err, errlen, "bad address '%s': no host", s);
+		return err_set(err, errlen, "bad address '%s': no host", s);
 	errno = 0;
 	v = strtoul(colon + 1, &end, 10);
 	if (errno || end == colon + 1 || *end || v == 0 || v > 65535)
-		return efail(err, errlen, "bad port '%s' (1 to 65535)",
+		return err_set(err, errlen, "bad port '%s' (1 to 65535)",
 			     colon + 1);
 	*host = strndup(h, hlen);
 	*port = strdup(colon + 1);
 	if (!*host || !*port) {
 		free(*host);
 		free(*port);
-		return efail(err, errlen, "out of memory");
+		return err_set(err, errlen, "out of memory");
 	}
 	return 0;
 }
@@ -415,7 +405,7 @@ static migrate_t *mg_new(machine_t *m, const migrate_hooks_t *hooks,
 	migrate_t *mg = calloc(1, sizeof(*mg));
 
 	if (!mg) {
-		efail(err, errlen, "out of memory");
+		err_set(err, errlen, "out of memory");
 		return NULL;
 	}
 	mg->m = m;
@@ -426,7 +416,7 @@ static migrate_t *mg_new(machine_t *m, const migrate_hooks_t *hooks,
 	mg->wake_fd = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
 	mg->bitmap = calloc((m->ram.npages + 63) / 64, sizeof(uint64_t));
 	if (mg->wake_fd < 0 || !mg->bitmap) {
-		efail(err, errlen, "cannot set up the migration: %s",
+		err_set(err, errlen, "cannot set up the migration: %s",
 		      strerror(errno ? errno : ENOMEM));
 		if (mg->wake_fd >= 0)
 			close(mg->wake_fd);
@@ -450,7 +440,7 @@ static int spawn(migrate_t *mg, void *(*fn)(void *), char *err, size_t errlen)
 
 	if (rc) {
 		mg->joined = true;
-		return efail(err, errlen, "cannot start the migration thread: %s",
+		return err_set(err, errlen, "cannot start the migration thread: %s",
 			     strerror(rc));
 	}
 	return 0;
@@ -468,12 +458,12 @@ int migrate_start(migrate_t **out, machine_t *m, const char *uri,
 			return -1;
 	} else if (!strncmp(uri, "file:", 5)) {
 		if (!uri[5])
-			return efail(err, errlen, "file: needs a path");
+			return err_set(err, errlen, "file: needs a path");
 		host = strdup(uri + 5);
 		if (!host)
-			return efail(err, errlen, "out of memory");
+			return err_set(err, errlen, "out of memory");
 	} else {
-		return efail(err, errlen, "unsupported migration uri '%s' "
+		return err_set(err, errlen, "unsupported migration uri '%s' "
 			     "(tcp:HOST:PORT or file:PATH)", uri);
 	}
 	mg = mg_new(m, hooks, opaque, err, errlen);
@@ -921,14 +911,14 @@ int migrate_incoming_listen(const char *uri, char *err, size_t errlen)
 	int rc, fd = -1, e = 0, one = 1;
 
 	if (strncmp(uri, "tcp:", 4))
-		return efail(err, errlen, "unsupported incoming uri '%s' "
+		return err_set(err, errlen, "unsupported incoming uri '%s' "
 			     "(tcp:ADDR:PORT; a file is restored with "
 			     "--restore)", uri);
 	if (split_host_port(uri + 4, &host, &port, err, errlen))
 		return -1;
 	rc = getaddrinfo(host, port, &hints, &res);
 	if (rc) {
-		efail(err, errlen, "cannot resolve %s: %s", host,
+		err_set(err, errlen, "cannot resolve %s: %s", host,
 		      gai_strerror(rc));
 		goto out;
 	}
@@ -948,7 +938,7 @@ int migrate_incoming_listen(const char *uri, char *err, size_t errlen)
 	}
 	freeaddrinfo(res);
 	if (fd < 0)
-		efail(err, errlen, "cannot listen on %s:%s: %s", host, port,
+		err_set(err, errlen, "cannot listen on %s:%s: %s", host, port,
 		      strerror(e));
 out:
 	free(host);

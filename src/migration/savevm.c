@@ -6,28 +6,15 @@
  */
 #include "migration/savevm.h"
 
-#include <stdarg.h>
 #include <stdio.h>
 #include <string.h>
 
 #include "migration/stream.h"
-
-static int __attribute__((format(printf, 3, 4)))
-fail(char *err, size_t errlen, const char *fmt, ...)
-{
-	va_list ap;
-
-	if (err && errlen) {
-		va_start(ap, fmt);
-		vsnprintf(err, errlen, fmt, ap);
-		va_end(ap);
-	}
-	return -1;
-}
+#include "util/err.h"
 
 static int stream_fail(stream_t *s, char *err, size_t errlen)
 {
-	int rc = fail(err, errlen, "%s", s->err[0] ? s->err : "stream error");
+	int rc = err_set(err, errlen, "%s", s->err[0] ? s->err : "stream error");
 
 	stream_free(s);
 	return rc;
@@ -85,7 +72,7 @@ static int section_target(machine_t *m, struct sections *seen,
 	switch (st->kind) {
 	case STREAM_STATE_CLOCK:
 		if (st->index || strcmp(st->name, vclock_state_desc.name))
-			return fail(err, errlen, "unknown clock section %s/%u",
+			return err_set(err, errlen, "unknown clock section %s/%u",
 				    st->name, st->index);
 		*d = &vclock_state_desc;
 		*obj = &m->clock.s;
@@ -93,10 +80,10 @@ static int section_target(machine_t *m, struct sections *seen,
 		break;
 	case STREAM_STATE_HART:
 		if (strcmp(st->name, hart_state_desc.name))
-			return fail(err, errlen, "unknown hart section %s",
+			return err_set(err, errlen, "unknown hart section %s",
 				    st->name);
 		if (st->index >= m->nharts)
-			return fail(err, errlen, "state for hart %u, this "
+			return err_set(err, errlen, "state for hart %u, this "
 				    "machine has %u", st->index, m->nharts);
 		*d = &hart_state_desc;
 		*obj = &m->harts[st->index].s;
@@ -106,16 +93,16 @@ static int section_target(machine_t *m, struct sections *seen,
 		unsigned i;
 
 		if (st->index)
-			return fail(err, errlen, "device section %s with index %u",
+			return err_set(err, errlen, "device section %s with index %u",
 				    st->name, st->index);
 		for (i = 0; i < m->ndevices; i++)
 			if (!strcmp(m->devices[i].name, st->name))
 				break;
 		if (i == m->ndevices)
-			return fail(err, errlen, "state for device %s, which "
+			return err_set(err, errlen, "state for device %s, which "
 				    "this machine does not have", st->name);
 		if (!m->devices[i].state)
-			return fail(err, errlen, "state for device %s, which "
+			return err_set(err, errlen, "state for device %s, which "
 				    "has none here", st->name);
 		*d = m->devices[i].state;
 		*obj = m->devices[i].state_obj;
@@ -124,10 +111,10 @@ static int section_target(machine_t *m, struct sections *seen,
 	}
 	}
 	if (*flag && st->kind == STREAM_STATE_HART)
-		return fail(err, errlen, "state of hart %u appears twice",
+		return err_set(err, errlen, "state of hart %u appears twice",
 			    st->index);
 	if (*flag)
-		return fail(err, errlen, "state section %s appears twice",
+		return err_set(err, errlen, "state section %s appears twice",
 			    st->name);
 	*flag = true;
 	return 0;
@@ -145,28 +132,28 @@ static int load_records(machine_t *m, stream_t *s, struct sections *seen,
 		void *obj = NULL;
 
 		if (stream_read_record(s, &r))
-			return fail(err, errlen, "%s", s->err);
+			return err_set(err, errlen, "%s", s->err);
 		switch (r.type) {
 		case STREAM_REC_END:
 			return 0;
 		case STREAM_REC_PAGES:
 			if (stream_load_pages(s, &r, &m->ram))
-				return fail(err, errlen, "%s", s->err);
+				return err_set(err, errlen, "%s", s->err);
 			break;
 		case STREAM_REC_STATE:
 			if (stream_parse_state(s, &r, &st))
-				return fail(err, errlen, "%s", s->err);
+				return err_set(err, errlen, "%s", s->err);
 			if (section_target(m, seen, &st, &d, &obj, why,
 					   sizeof(why)))
-				return fail(err, errlen, "record %llu: %s",
+				return err_set(err, errlen, "record %llu: %s",
 					    (unsigned long long)r.seq, why);
 			if (state_load(d, obj, st.version, st.data, st.len, why,
 				       sizeof(why)))
-				return fail(err, errlen, "record %llu: %s",
+				return err_set(err, errlen, "record %llu: %s",
 					    (unsigned long long)r.seq, why);
 			break;
 		default:
-			return fail(err, errlen, "record %llu: a second machine "
+			return err_set(err, errlen, "record %llu: a second machine "
 				    "description", (unsigned long long)r.seq);
 		}
 	}
@@ -177,12 +164,12 @@ int savevm_read_begin(machine_t *m, stream_t *s, char *err, size_t errlen)
 	stream_rec_t r;
 
 	if (stream_read_header(s) || stream_read_record(s, &r))
-		return fail(err, errlen, "%s", s->err);
+		return err_set(err, errlen, "%s", s->err);
 	if (r.type != STREAM_REC_MACHINE)
-		return fail(err, errlen, "the stream does not start with a "
+		return err_set(err, errlen, "the stream does not start with a "
 			    "machine description");
 	if (stream_check_machine(s, &r, m))
-		return fail(err, errlen, "%s", s->err);
+		return err_set(err, errlen, "%s", s->err);
 	return 0;
 }
 
@@ -194,14 +181,14 @@ int savevm_read_rest(machine_t *m, stream_t *s, char *err, size_t errlen)
 	if (load_records(m, s, &seen, err, errlen))
 		return -1;
 	if (!seen.clock)
-		return fail(err, errlen, "the stream has no clock state");
+		return err_set(err, errlen, "the stream has no clock state");
 	for (unsigned i = 0; i < m->nharts; i++)
 		if (!seen.hart[i])
-			return fail(err, errlen, "the stream has no state for "
+			return err_set(err, errlen, "the stream has no state for "
 				    "hart %u", i);
 	for (unsigned i = 0; i < m->ndevices; i++)
 		if (m->devices[i].state && !seen.dev[i])
-			return fail(err, errlen, "the stream has no state for "
+			return err_set(err, errlen, "the stream has no state for "
 				    "device %s", m->devices[i].name);
 
 	/*
@@ -215,7 +202,7 @@ int savevm_read_rest(machine_t *m, stream_t *s, char *err, size_t errlen)
 		const device_t *d = &m->devices[i];
 
 		if (d->ops && d->ops->post_load && d->ops->post_load(d->dev))
-			return fail(err, errlen, "device %s rejected its loaded "
+			return err_set(err, errlen, "device %s rejected its loaded "
 				    "state", d->name);
 	}
 	machine_update_timers(m);
