@@ -39,11 +39,38 @@ typedef struct device_ops {
 	int (*describe)(void *dev, char *buf, size_t len);
 } device_ops_t;
 
+/*
+ * A registry entry. Two kinds:
+ *
+ * MMIO devices (size > 0) own [base, base + size): the registry dispatches
+ * guest accesses there to ops->read/write, refuses ranges that overlap RAM
+ * or another device, and adds ops->fdt's node to the device tree.
+ *
+ * State-only entries (size == 0, base 0) own no address range. They exist
+ * so that a device living behind another entry's registers (virtio-input
+ * behind its virtio-mmio transport, whose entry already carries the
+ * transport's section) can register a state section of its own under its
+ * own name, e.g. "virtio7-input" next to "virtio7". Such an entry must have
+ * a state table and object, and no read or write op. MMIO dispatch never
+ * reaches it, it never conflicts with an address range, and it appears in
+ * the device tree only if it sets ops->fdt. post_load, destroy and describe
+ * work as for any entry.
+ *
+ * Every entry has ops (possibly all NULL) and a name unique among all
+ * entries, state-only ones included: the name is also the state section's
+ * name, by which a snapshot's sections are matched to entries.
+ *
+ * Loading a snapshot loads and checks every section first, then runs the
+ * entries' post_load in registration order; machine teardown runs destroy
+ * in reverse order. So a state-only entry registered after its transport
+ * has all sections loaded when its post_load runs, runs it after the
+ * transport's, and is destroyed before the transport.
+ */
 typedef struct device {
 	const char *name;	/* unique instance name, also the state section */
-	uint64_t base;
-	uint64_t size;
-	const device_ops_t *ops;
+	uint64_t base;		/* 0 for a state-only entry */
+	uint64_t size;		/* 0: state-only entry */
+	const device_ops_t *ops; /* required */
 	void *dev;		/* device object passed to the ops */
 	const state_desc_t *state;	/* NULL when the device has no state */
 	void *state_obj;	/* the plain struct the table describes */
@@ -51,10 +78,15 @@ typedef struct device {
 
 #define MACHINE_MAX_DEVICES 32
 
-/* Registers a device. Fails on overlap with RAM or another device. */
+/*
+ * Registers a device (a copy of *d; name and objects must outlive the
+ * machine). Fails when the registry is full, the name is taken, an MMIO
+ * range overlaps RAM or another device, or a state-only entry is malformed
+ * (nonzero base, read/write ops, no state).
+ */
 int machine_add_device(struct machine *m, const device_t *d);
 
-/* Device covering [pa, pa+size), or NULL. */
+/* MMIO device covering [pa, pa+size), or NULL (never a state-only entry). */
 const device_t *machine_find_device(const struct machine *m, uint64_t pa,
 				    unsigned size);
 

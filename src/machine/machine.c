@@ -47,24 +47,43 @@ static bool ranges_overlap(uint64_t a, uint64_t alen, uint64_t b, uint64_t blen)
 	return a < b + blen && b < a + alen;
 }
 
+/* A state-only entry: a section of its own, no address range (device.h). */
+static bool state_only_ok(const device_t *d)
+{
+	return d->base == 0 && !d->ops->read && !d->ops->write && d->state &&
+	       d->state_obj;
+}
+
 int machine_add_device(machine_t *m, const device_t *d)
 {
-	if (m->ndevices >= MACHINE_MAX_DEVICES || d->size == 0 ||
-	    d->base + d->size < d->base)
+	if (m->ndevices >= MACHINE_MAX_DEVICES || !d->name || !d->name[0] ||
+	    !d->ops)
 		return -1;
-	if (ranges_overlap(d->base, d->size, m->ram.base, m->ram.size))
+	if (d->size == 0) {
+		if (!state_only_ok(d))
+			return -1;
+	} else if (d->base + d->size < d->base ||
+		   ranges_overlap(d->base, d->size, m->ram.base, m->ram.size)) {
 		return -1;
+	}
 	for (unsigned i = 0; i < m->ndevices; i++) {
 		const device_t *o = &m->devices[i];
 
-		if (ranges_overlap(d->base, d->size, o->base, o->size) ||
-		    !strcmp(d->name, o->name))
+		if (!strcmp(d->name, o->name))
+			return -1;
+		/* State-only entries have no range to conflict over. */
+		if (d->size && o->size &&
+		    ranges_overlap(d->base, d->size, o->base, o->size))
 			return -1;
 	}
 	m->devices[m->ndevices++] = *d;
 	return 0;
 }
 
+/*
+ * Linear, in registration order. A state-only entry (size 0) never
+ * matches: no offset is below its size.
+ */
 const device_t *machine_find_device(const machine_t *m, uint64_t pa,
 				    unsigned size)
 {

@@ -40,6 +40,7 @@ enum req {
 	REQ_PAUSE_START,	/* pause, ram_log_start, harvest (offline) */
 	REQ_ROLLBACK,		/* stop logging, resume if we paused */
 	REQ_HANDOVER,		/* source: completed, the VM is gone */
+	REQ_INCOMING_COMMIT,	/* destination: loaded, may it confirm? */
 	REQ_INCOMING_OK,	/* destination: loaded and confirmed */
 	REQ_INCOMING_FAIL,
 };
@@ -55,6 +56,14 @@ struct migrate {
 	char *port;
 	char *tmp;		/* file migration: the temporary file */
 	int listen_fd;
+	bool connected;		/* incoming: listen_fd is the connection */
+	bool given_fd;		/* fd:NAME: the caller's fd, nothing opened */
+	bool pipe;		/* ... and it is a pipe (non-blocking writes) */
+	int cancel_fd;		/* eventfd breaking a pipe write, or -1 */
+	char *domain;		/* sender: the DOMAIN text, or NULL */
+	char *domain_in;	/* receiver: the stream's DOMAIN text */
+	int commit_rc;		/* REQ_INCOMING_COMMIT's answer */
+	char commit_err[ERR_LEN];
 
 	pthread_t thread;
 	bool joined;
@@ -242,6 +251,13 @@ void migrate_service(migrate_t *mg)
 		ram_log_stop(&m->ram);
 		mg->hooks->handed_over(mg->opaque);
 		break;
+	case REQ_INCOMING_COMMIT:
+		mg->commit_rc = 0;
+		if (mg->hooks->incoming_commit)
+			mg->commit_rc = mg->hooks->incoming_commit(mg->opaque,
+						mg->commit_err,
+						sizeof(mg->commit_err));
+		break;
 	case REQ_INCOMING_OK:
 	case REQ_INCOMING_FAIL:
 		mg->hooks->incoming_done(mg->opaque, r == REQ_INCOMING_OK,
@@ -298,11 +314,17 @@ bool migrate_running(migrate_t *mg)
 	return r;
 }
 
-/* Breaks a blocked socket call (lock held). */
+/* Breaks a blocked socket call, or a pipe write (lock held). */
 static void break_io(migrate_t *mg)
 {
+	uint64_t one = 1;
+
 	if (mg->fd >= 0)
-		shutdown(mg->fd, SHUT_RDWR);
+		shutdown(mg->fd, SHUT_RDWR);	/* no effect but on a socket */
+	if (mg->cancel_fd >= 0 &&
+	    write(mg->cancel_fd, &one, sizeof(one)) < 0) {
+		/* already signalled */
+	}
 }
 
 void migrate_cancel(migrate_t *mg)
@@ -345,7 +367,11 @@ void migrate_free(migrate_t *mg)
 		close(mg->fd);
 	if (mg->listen_fd >= 0)
 		close(mg->listen_fd);
+	if (mg->cancel_fd >= 0)
+		close(mg->cancel_fd);
 	close(mg->wake_fd);
+	free(mg->domain);
+	free(mg->domain_in);
 	pthread_mutex_destroy(&mg->lock);
 	pthread_cond_destroy(&mg->cond);
 	free(mg->bitmap);
@@ -413,6 +439,7 @@ static migrate_t *mg_new(machine_t *m, const migrate_hooks_t *hooks,
 	mg->opaque = opaque;
 	mg->fd = -1;
 	mg->listen_fd = -1;
+	mg->cancel_fd = -1;
 	mg->wake_fd = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
 	mg->bitmap = calloc((m->ram.npages + 63) / 64, sizeof(uint64_t));
 	if (mg->wake_fd < 0 || !mg->bitmap) {
@@ -446,6 +473,31 @@ static int spawn(migrate_t *mg, void *(*fn)(void *), char *err, size_t errlen)
 	return 0;
 }
 
+static void set_timeouts(int fd, unsigned ms);
+
+/* Parameters and the DOMAIN text; the status is SETUP before the thread
+ * exists: query-migrate right after the command answers must already see
+ * the migration. */
+static int sender_setup(migrate_t *mg, const migrate_params_t *p, char *err,
+			size_t errlen)
+{
+	mg->p = *p;
+	mg->p.domain = NULL;	/* the copy below is what counts */
+	if (p->domain) {
+		mg->domain = strdup(p->domain);
+		if (!mg->domain)
+			return err_set(err, errlen, "out of memory");
+	}
+	if (!mg->tcp)
+		mg->p.live = false;	/* a file gets one copy of each page */
+	if (!mg->p.max_rounds)
+		mg->p.max_rounds = 1;
+	if (!mg->p.io_timeout_ms)
+		mg->p.io_timeout_ms = MIGRATE_DEFAULT_IO_TIMEOUT_MS;
+	set_status(mg, MIGRATE_SETUP);
+	return 0;
+}
+
 int migrate_start(migrate_t **out, machine_t *m, const char *uri,
 		  const migrate_params_t *p, const migrate_hooks_t *hooks,
 		  void *opaque, char *err, size_t errlen)
@@ -472,25 +524,95 @@ int migrate_start(migrate_t **out, machine_t *m, const char *uri,
 		free(port);
 		return -1;
 	}
-	mg->p = *p;
 	mg->tcp = port != NULL;
 	mg->target = host;
 	mg->port = port;
-	if (!mg->tcp)
-		mg->p.live = false;	/* a file gets one copy of each page */
-	if (!mg->p.max_rounds)
-		mg->p.max_rounds = 1;
-	if (!mg->p.io_timeout_ms)
-		mg->p.io_timeout_ms = MIGRATE_DEFAULT_IO_TIMEOUT_MS;
-	/* Before the thread exists: query-migrate right after the command
-	 * answers must already see the migration. */
-	set_status(mg, MIGRATE_SETUP);
-	if (spawn(mg, sender_main, err, errlen)) {
+	if (sender_setup(mg, p, err, errlen) ||
+	    spawn(mg, sender_main, err, errlen)) {
 		migrate_free(mg);
 		return -1;
 	}
 	*out = mg;
 	return 0;
+}
+
+/* What a given fd is: a stream socket, a regular file or a pipe. */
+static int classify_fd(int fd, const char *what, bool *sock, bool *is_pipe,
+		       char *err, size_t errlen)
+{
+	struct stat st;
+	int type = 0, flags;
+	socklen_t len = sizeof(type);
+
+	if (fstat(fd, &st))
+		return err_set(err, errlen, "%s: %s", what, strerror(errno));
+	*sock = S_ISSOCK(st.st_mode);
+	*is_pipe = S_ISFIFO(st.st_mode);
+	if (*sock) {
+		if (getsockopt(fd, SOL_SOCKET, SO_TYPE, &type, &len) ||
+		    type != SOCK_STREAM)
+			return err_set(err, errlen, "%s is not a stream socket",
+				       what);
+	} else if (!*is_pipe && !S_ISREG(st.st_mode)) {
+		return err_set(err, errlen, "%s is neither a socket, a pipe nor "
+			       "a regular file", what);
+	}
+	flags = fcntl(fd, F_GETFL);
+	if (flags < 0 || (flags & O_ACCMODE) == O_RDONLY)
+		return err_set(err, errlen, "%s is not open for writing", what);
+	return 0;
+}
+
+int migrate_start_fd(migrate_t **out, machine_t *m, int fd, const char *what,
+		     const migrate_params_t *p, const migrate_hooks_t *hooks,
+		     void *opaque, char *err, size_t errlen)
+{
+	migrate_t *mg;
+	bool sock = false, is_pipe = false;
+	int flags;
+
+	if (classify_fd(fd, what, &sock, &is_pipe, err, errlen))
+		return -1;
+	mg = mg_new(m, hooks, opaque, err, errlen);
+	if (!mg)
+		return -1;
+	mg->tcp = sock;
+	mg->given_fd = true;
+	mg->pipe = is_pipe;
+	mg->target = strdup(what);
+	if (!mg->target) {
+		err_set(err, errlen, "out of memory");
+		goto fail;
+	}
+	if (is_pipe) {
+		/* A reader that stops must not block the thread for ever:
+		 * writes wait in poll(), bounded and cancellable. */
+		mg->cancel_fd = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
+		if (mg->cancel_fd < 0) {
+			err_set(err, errlen, "cannot set up the migration: %s",
+				strerror(errno));
+			goto fail;
+		}
+	}
+	if (sender_setup(mg, p, err, errlen))
+		goto fail;
+	/* A socket blocks, bounded by its timeouts; a pipe does not block. */
+	flags = fcntl(fd, F_GETFL);
+	if (flags >= 0)
+		fcntl(fd, F_SETFL, is_pipe ? flags | O_NONBLOCK :
+					  flags & ~O_NONBLOCK);
+	if (sock)
+		set_timeouts(fd, mg->p.io_timeout_ms);
+	mg->fd = fd;
+	if (spawn(mg, sender_main, err, errlen)) {
+		mg->fd = -1;	/* still the caller's */
+		goto fail;
+	}
+	*out = mg;
+	return 0;
+fail:
+	migrate_free(mg);
+	return -1;
 }
 
 /* ---- sockets and files ---- */
@@ -641,6 +763,17 @@ static int commit_file(migrate_t *mg)
 	return 0;
 }
 
+/* fd:NAME naming a file or pipe: the caller's file is complete once
+ * synced (a pipe has nothing to sync). */
+static int sync_given_file(migrate_t *mg)
+{
+	if (!mg->pipe && fsync(mg->fd) && errno != EINVAL) {
+		fail_thread(mg, "%s: %s", mg->target, strerror(errno));
+		return -1;
+	}
+	return 0;
+}
+
 /* ---- the sender ---- */
 
 struct sender {
@@ -750,13 +883,20 @@ static int sender_run(struct sender *x)
 	uint16_t type;
 
 	set_status(mg, MIGRATE_SETUP);
-	if (mg->tcp ? open_tcp(mg) : open_file(mg))
+	if (!mg->given_fd && (mg->tcp ? open_tcp(mg) : open_file(mg)))
 		return -1;
 	stream_init(s, mg->fd);
 	stream_init(b, mg->fd);
 	b->back = true;
+	if (mg->pipe) {
+		s->poll_writes = true;
+		s->timeout_ms = mg->p.io_timeout_ms;
+		s->cancel_fd = mg->cancel_fd;
+	}
 	if (stream_write_header(s) || stream_write_machine(s, m))
 		return io_fail(mg, "sending the machine description", s->err);
+	if (mg->domain && stream_write_domain(s, mg->domain))
+		return io_fail(mg, "sending the domain config", s->err);
 	if (mg->tcp) {
 		/* Nothing moves before the destination said yes. */
 		if (stream_read_reply(b, &type, reason, sizeof(reason)))
@@ -842,6 +982,8 @@ static int sender_run(struct sender *x)
 	if (stream_write_end(s))
 		return io_fail(mg, "sending the end of the stream", s->err);
 	update_progress(x, 0);
+	if (!mg->tcp && mg->given_fd)
+		return sync_given_file(mg);
 	if (!mg->tcp)
 		return commit_file(mg);
 	/*
@@ -903,6 +1045,42 @@ static void *sender_main(void *arg)
 
 /* ---- the receiver ---- */
 
+/*
+ * fd:N: a socket inherited from whoever started us, already connected
+ * (ternd accepted it on its relocation port). Checked before anything else
+ * is opened, so that N cannot be one of our own.
+ */
+static int incoming_fd(const char *uri, char *err, size_t errlen)
+{
+	const char *n = uri + 3;
+	struct stat st;
+	int type = 0;
+	socklen_t len = sizeof(type);
+	unsigned long v;
+	char *end;
+
+	errno = 0;
+	v = strtoul(n, &end, 10);
+	if (*n < '0' || *n > '9' || errno || *end || v > INT_MAX)
+		return err_set(err, errlen, "bad incoming uri '%s' (fd:N, N a "
+			       "file descriptor number)", uri);
+	if (fstat((int)v, &st))
+		return err_set(err, errlen, "incoming %s: file descriptor %lu "
+			       "is not open", uri, v);
+	if (!S_ISSOCK(st.st_mode))
+		return err_set(err, errlen, "incoming %s: file descriptor %lu "
+			       "is not a socket", uri, v);
+	if (getsockopt((int)v, SOL_SOCKET, SO_TYPE, &type, &len) ||
+	    type != SOCK_STREAM)
+		return err_set(err, errlen, "incoming %s: file descriptor %lu "
+			       "is not a stream socket", uri, v);
+	/* Ours alone: nothing we start inherits it. */
+	if (fcntl((int)v, F_SETFD, FD_CLOEXEC))
+		return err_set(err, errlen, "incoming %s: %s", uri,
+			       strerror(errno));
+	return (int)v;
+}
+
 int migrate_incoming_listen(const char *uri, char *err, size_t errlen)
 {
 	struct addrinfo hints = { .ai_socktype = SOCK_STREAM,
@@ -910,9 +1088,11 @@ int migrate_incoming_listen(const char *uri, char *err, size_t errlen)
 	char *host = NULL, *port = NULL;
 	int rc, fd = -1, e = 0, one = 1;
 
+	if (!strncmp(uri, "fd:", 3))
+		return incoming_fd(uri, err, errlen);
 	if (strncmp(uri, "tcp:", 4))
 		return err_set(err, errlen, "unsupported incoming uri '%s' "
-			     "(tcp:ADDR:PORT; a file is restored with "
+			     "(tcp:ADDR:PORT or fd:N; a file is restored with "
 			     "--restore)", uri);
 	if (split_host_port(uri + 4, &host, &port, err, errlen))
 		return -1;
@@ -950,12 +1130,19 @@ int migrate_incoming_start(migrate_t **out, machine_t *m, int listen_fd,
 			   unsigned io_timeout_ms, const migrate_hooks_t *hooks,
 			   void *opaque, char *err, size_t errlen)
 {
-	migrate_t *mg = mg_new(m, hooks, opaque, err, errlen);
+	migrate_t *mg;
+	int acc = 0;
+	socklen_t len = sizeof(acc);
 
+	if (getsockopt(listen_fd, SOL_SOCKET, SO_ACCEPTCONN, &acc, &len))
+		return err_set(err, errlen, "incoming socket: %s",
+			       strerror(errno));
+	mg = mg_new(m, hooks, opaque, err, errlen);
 	if (!mg)
 		return -1;
 	mg->incoming = true;
 	mg->tcp = true;
+	mg->connected = !acc;
 	mg->listen_fd = listen_fd;
 	migrate_params_default(&mg->p);
 	if (io_timeout_ms)
@@ -986,6 +1173,15 @@ static int receiver_run(migrate_t *mg)
 	stream_t s, b;
 	int fd = -1, rc = -1;
 
+	if (mg->connected) {
+		/* --incoming fd:N: connected by whoever started us. */
+		int flags = fcntl(mg->listen_fd, F_GETFL);
+
+		fd = mg->listen_fd;
+		mg->listen_fd = -1;
+		if (flags >= 0 && (flags & O_NONBLOCK))
+			fcntl(fd, F_SETFL, flags & ~O_NONBLOCK);
+	}
 	/* One connection; the listening socket closes after it. */
 	while (fd < 0) {
 		struct pollfd p = { .fd = mg->listen_fd, .events = POLLIN };
@@ -998,7 +1194,8 @@ static int receiver_run(migrate_t *mg)
 			continue;
 		fd = accept4(mg->listen_fd, NULL, NULL, SOCK_CLOEXEC);
 	}
-	close(mg->listen_fd);
+	if (mg->listen_fd >= 0)
+		close(mg->listen_fd);
 	mg->listen_fd = -1;
 	set_timeouts(fd, mg->p.io_timeout_ms);
 	pthread_mutex_lock(&mg->lock);
@@ -1020,8 +1217,19 @@ static int receiver_run(migrate_t *mg)
 		goto out;
 	}
 	set_status(mg, MIGRATE_ACTIVE);
-	if (savevm_read_rest(mg->m, &s, err, sizeof(err))) {
+	if (savevm_read_rest(mg->m, &s, &mg->domain_in, err, sizeof(err))) {
 		fail_thread(mg, "%s", err);
+		goto out;
+	}
+	/* The last word before confirming is the main thread's. */
+	if (request(mg, REQ_INCOMING_COMMIT)) {
+		fail_thread(mg, "the VM is shutting down");
+		stream_write_refuse(&b, "the destination is shutting down");
+		goto out;
+	}
+	if (mg->commit_rc) {
+		fail_thread(mg, "%s", mg->commit_err);
+		stream_write_refuse(&b, mg->commit_err);
 		goto out;
 	}
 	/*
@@ -1065,4 +1273,17 @@ static void *receiver_main(void *arg)
 	pthread_mutex_unlock(&mg->lock);
 	wake(mg);
 	return NULL;
+}
+
+char *migrate_incoming_domain(migrate_t *mg)
+{
+	char *d;
+
+	pthread_mutex_lock(&mg->lock);
+	d = mg->incoming && mg->info.status == MIGRATE_COMPLETED ?
+		    mg->domain_in : NULL;
+	if (d)
+		mg->domain_in = NULL;
+	pthread_mutex_unlock(&mg->lock);
+	return d;
 }

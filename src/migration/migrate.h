@@ -59,6 +59,8 @@ typedef struct migrate_params {
 	uint64_t max_time_ms;	/* pre-copy time before giving up */
 	enum migrate_give_up give_up;
 	unsigned io_timeout_ms;	/* every socket read and write */
+	const char *domain;	/* domain config sent as the DOMAIN record;
+				 * NULL: none. Copied by migrate_start. */
 } migrate_params_t;
 
 void migrate_params_default(migrate_params_t *p);
@@ -113,6 +115,12 @@ typedef struct migrate_hooks {
 	void (*handed_over)(void *opaque);
 	/* Destination: the VM is loaded and confirmed (ok), or failed. */
 	void (*incoming_done)(void *opaque, bool ok, const char *err);
+	/*
+	 * Destination, optional: everything is loaded and COMMITTED is about
+	 * to be sent. -1 (err set) fails the migration instead: the source
+	 * is told (REFUSE) and keeps its VM.
+	 */
+	int (*incoming_commit)(void *opaque, char *err, size_t errlen);
 } migrate_hooks_t;
 
 typedef struct migrate migrate_t;
@@ -126,16 +134,42 @@ int migrate_start(migrate_t **out, machine_t *m, const char *uri,
 		  const migrate_params_t *p, const migrate_hooks_t *hooks,
 		  void *opaque, char *err, size_t errlen);
 
-/* Destination: listens on "tcp:ADDR:PORT"; returns the socket or -1. */
+/*
+ * Migrates m over fd, an open file descriptor given by the caller (QMP's
+ * fd:NAME; what names it in messages). A connected stream socket is used
+ * as tcp: is (live or offline, with the back channel); a regular file or a
+ * pipe as file: is (always offline, no back channel; written from its
+ * current position, nothing renamed). 0 when started: fd belongs to the
+ * migration from then on; -1 with a reason, and fd still the caller's.
+ */
+int migrate_start_fd(migrate_t **out, machine_t *m, int fd, const char *what,
+		     const migrate_params_t *p, const migrate_hooks_t *hooks,
+		     void *opaque, char *err, size_t errlen);
+
+/*
+ * Destination: the socket of an incoming uri, or -1 with a reason.
+ * "tcp:ADDR:PORT" listens there. "fd:N" checks that the inherited file
+ * descriptor N is an open stream socket, marks it close-on-exec and
+ * returns N (call this before opening anything else).
+ */
 int migrate_incoming_listen(const char *uri, char *err, size_t errlen);
 
 /*
- * Destination: accepts one connection on listen_fd (taking it over), loads
+ * Destination: fd is either a listening socket, on which one connection
+ * is accepted (then it is closed), or an already connected stream socket
+ * (--incoming fd:N), used as it is. The migration takes fd over; it loads
  * the stream into m (built from the same options, never run), confirms.
  */
-int migrate_incoming_start(migrate_t **out, machine_t *m, int listen_fd,
+int migrate_incoming_start(migrate_t **out, machine_t *m, int fd,
 			   unsigned io_timeout_ms, const migrate_hooks_t *hooks,
 			   void *opaque, char *err, size_t errlen);
+
+/*
+ * Destination, once the incoming migration completed: the domain config
+ * the stream carried (malloc'd, the caller frees it), or NULL when it had
+ * none. Later calls return NULL.
+ */
+char *migrate_incoming_domain(migrate_t *mg);
 
 /* Readable when the migration thread wants the main thread. */
 int migrate_wake_fd(const migrate_t *mg);

@@ -6,8 +6,13 @@
  */
 #include "migration/savevm.h"
 
+#include <errno.h>
+#include <fcntl.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
 
 #include "migration/stream.h"
 #include "util/err.h"
@@ -42,12 +47,14 @@ int savevm_write_sections(stream_t *s, machine_t *m)
 	return 0;
 }
 
-int savevm_save(machine_t *m, int fd, char *err, size_t errlen)
+int savevm_save(machine_t *m, const char *domain, int fd, char *err,
+		size_t errlen)
 {
 	stream_t s;
 
 	stream_init(&s, fd);
 	if (stream_write_header(&s) || stream_write_machine(&s, m) ||
+	    (domain && stream_write_domain(&s, domain)) ||
 	    stream_write_pages(&s, &m->ram, NULL) ||
 	    savevm_write_sections(&s, m) || stream_write_end(&s))
 		return stream_fail(&s, err, errlen);
@@ -120,10 +127,15 @@ static int section_target(machine_t *m, struct sections *seen,
 	return 0;
 }
 
+/*
+ * Every record after the machine description up to END. The domain config
+ * comes before any page or state record, once.
+ */
 static int load_records(machine_t *m, stream_t *s, struct sections *seen,
-			char *err, size_t errlen)
+			char **domain, char *err, size_t errlen)
 {
 	char why[STREAM_ERR_LEN];
+	bool data = false, got_domain = false;
 	stream_rec_t r;
 
 	for (;;) {
@@ -133,9 +145,24 @@ static int load_records(machine_t *m, stream_t *s, struct sections *seen,
 
 		if (stream_read_record(s, &r))
 			return err_set(err, errlen, "%s", s->err);
+		if (r.type == STREAM_REC_PAGES || r.type == STREAM_REC_STATE)
+			data = true;
 		switch (r.type) {
 		case STREAM_REC_END:
 			return 0;
+		case STREAM_REC_DOMAIN:
+			if (got_domain)
+				return err_set(err, errlen, "record %llu: a second "
+					    "domain config",
+					    (unsigned long long)r.seq);
+			if (data)
+				return err_set(err, errlen, "record %llu: the domain "
+					    "config after guest memory or state",
+					    (unsigned long long)r.seq);
+			got_domain = true;
+			if (stream_parse_domain(s, &r, domain))
+				return err_set(err, errlen, "%s", s->err);
+			break;
 		case STREAM_REC_PAGES:
 			if (stream_load_pages(s, &r, &m->ram))
 				return err_set(err, errlen, "%s", s->err);
@@ -173,12 +200,13 @@ int savevm_read_begin(machine_t *m, stream_t *s, char *err, size_t errlen)
 	return 0;
 }
 
-int savevm_read_rest(machine_t *m, stream_t *s, char *err, size_t errlen)
+static int read_rest(machine_t *m, stream_t *s, char **domain, char *err,
+		     size_t errlen)
 {
 	struct sections seen;
 
 	memset(&seen, 0, sizeof(seen));
-	if (load_records(m, s, &seen, err, errlen))
+	if (load_records(m, s, &seen, domain, err, errlen))
 		return -1;
 	if (!seen.clock)
 		return err_set(err, errlen, "the stream has no clock state");
@@ -209,15 +237,87 @@ int savevm_read_rest(machine_t *m, stream_t *s, char *err, size_t errlen)
 	return 0;
 }
 
-int savevm_load(machine_t *m, int fd, char *err, size_t errlen)
+int savevm_read_rest(machine_t *m, stream_t *s, char **domain, char *err,
+		     size_t errlen)
+{
+	char *text = NULL;
+	int rc = read_rest(m, s, &text, err, errlen);
+
+	if (rc || !domain)
+		free(text);
+	else
+		*domain = text;
+	return rc;
+}
+
+int savevm_load(machine_t *m, int fd, char **domain, char *err,
+		size_t errlen)
 {
 	stream_t s;
 	int rc;
 
+	if (domain)
+		*domain = NULL;
 	stream_init(&s, fd);
 	rc = savevm_read_begin(m, &s, err, errlen);
 	if (!rc)
-		rc = savevm_read_rest(m, &s, err, errlen);
+		rc = savevm_read_rest(m, &s, domain, err, errlen);
 	stream_free(&s);
+	return rc;
+}
+
+int savevm_read_domain_config(const char *path, char **text, char *err,
+			      size_t errlen)
+{
+	stream_t s;
+	stream_rec_t r;
+	struct stat st;
+	int fd, rc = -1;
+
+	*text = NULL;
+	/* O_NONBLOCK: a FIFO put in the snapshot's place must not block. */
+	fd = open(path, O_RDONLY | O_CLOEXEC | O_NONBLOCK);
+	if (fd < 0)
+		return err_set(err, errlen, "cannot open %s: %s", path,
+			       strerror(errno));
+	if (fstat(fd, &st) || !S_ISREG(st.st_mode)) {
+		close(fd);
+		return err_set(err, errlen, "%s: not a regular file", path);
+	}
+	stream_init(&s, fd);
+	if (stream_read_header(&s) || stream_read_record(&s, &r)) {
+		err_set(err, errlen, "%s: %s", path, s.err);
+		goto out;
+	}
+	if (r.type != STREAM_REC_MACHINE) {
+		err_set(err, errlen, "%s: the stream does not start with a "
+			"machine description", path);
+		goto out;
+	}
+	/* Unknown optional records are skipped by the record layer. */
+	if (stream_read_record(&s, &r)) {
+		err_set(err, errlen, "%s: %s", path, s.err);
+		goto out;
+	}
+	switch (r.type) {
+	case STREAM_REC_DOMAIN:
+		if (stream_parse_domain(&s, &r, text)) {
+			err_set(err, errlen, "%s: %s", path, s.err);
+			goto out;
+		}
+		break;
+	case STREAM_REC_PAGES:
+	case STREAM_REC_STATE:
+	case STREAM_REC_END:
+		break;		/* a snapshot without a domain config */
+	default:
+		err_set(err, errlen, "%s: record %llu: a second machine "
+			"description", path, (unsigned long long)r.seq);
+		goto out;
+	}
+	rc = 0;
+out:
+	stream_free(&s);
+	close(fd);
 	return rc;
 }

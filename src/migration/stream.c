@@ -6,6 +6,7 @@
 #include "migration/stream.h"
 
 #include <errno.h>
+#include <poll.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -71,6 +72,7 @@ void stream_init(stream_t *s, int fd)
 	memset(s, 0, sizeof(*s));
 	s->fd = fd;
 	s->our_version = STREAM_VERSION;
+	s->cancel_fd = -1;
 }
 
 void stream_free(stream_t *s)
@@ -130,6 +132,29 @@ static int ensure(stream_t *s, size_t need)
 	return 0;
 }
 
+/* A non-blocking fd is full: waits until it takes more, bounded. */
+static int wait_writable(stream_t *s)
+{
+	struct pollfd p[2] = {
+		{ .fd = s->fd, .events = POLLOUT },
+		{ .fd = s->cancel_fd, .events = POLLIN },
+	};
+	int n;
+
+	do
+		n = poll(p, s->cancel_fd >= 0 ? 2 : 1,
+			 s->timeout_ms ? (int)s->timeout_ms : -1);
+	while (n < 0 && errno == EINTR);
+	if (n < 0)
+		return fail(s, "cannot write the stream: %s", strerror(errno));
+	if (n == 0)
+		return fail(s, "cannot write the stream: nothing read it for "
+			    "%u ms", s->timeout_ms);
+	if (s->cancel_fd >= 0 && p[1].revents)
+		return fail(s, "cannot write the stream: interrupted");
+	return 0;
+}
+
 static int write_full(stream_t *s, const uint8_t *p, size_t len)
 {
 	while (len) {
@@ -147,6 +172,11 @@ static int write_full(stream_t *s, const uint8_t *p, size_t len)
 		}
 		if (n < 0 && errno == EINTR)
 			continue;
+		if (n < 0 && errno == EAGAIN && s->poll_writes) {
+			if (wait_writable(s))
+				return -1;
+			continue;
+		}
 		if (n < 0)
 			return fail(s, "cannot write the stream: %s",
 				    strerror(errno));
@@ -292,6 +322,8 @@ static const char *rec_name(uint16_t type)
 		return "STATE";
 	case STREAM_REC_END:
 		return "END";
+	case STREAM_REC_DOMAIN:
+		return "DOMAIN";
 	case STREAM_REC_ACCEPT:
 		return "ACCEPT";
 	case STREAM_REC_REFUSE:
@@ -319,6 +351,8 @@ static uint32_t rec_limit(uint16_t type)
 		return 0;
 	case STREAM_REC_REFUSE:
 		return STREAM_MAX_REFUSE;
+	case STREAM_REC_DOMAIN:
+		return STREAM_MAX_DOMAIN;
 	default:
 		return STREAM_MAX_RECORD;
 	}
@@ -986,6 +1020,38 @@ int stream_parse_state(stream_t *s, const stream_rec_t *r,
 int stream_write_end(stream_t *s)
 {
 	return stream_write_record(s, STREAM_REC_END, 0, NULL, 0);
+}
+
+int stream_write_domain(stream_t *s, const char *text)
+{
+	size_t len = strlen(text);
+
+	if (len > STREAM_MAX_DOMAIN)
+		return fail(s, "domain config of %zu bytes over the limit %u",
+			    len, STREAM_MAX_DOMAIN);
+	/* Optional: a reader that does not know it skips it. */
+	return stream_write_record(s, STREAM_REC_DOMAIN, STREAM_REC_OPTIONAL,
+				   text, (uint32_t)len);
+}
+
+int stream_parse_domain(stream_t *s, const stream_rec_t *r, char **text)
+{
+	char *t;
+
+	if (r->type != STREAM_REC_DOMAIN)
+		return fail(s, "record %llu: not a DOMAIN record",
+			    (unsigned long long)r->seq);
+	/* The length was checked against STREAM_MAX_DOMAIN from the header. */
+	if (memchr(r->body, 0, r->len))
+		return fail(s, "record %llu: the domain config contains a NUL "
+			    "byte", (unsigned long long)r->seq);
+	t = malloc((size_t)r->len + 1);
+	if (!t)
+		return fail(s, "out of memory");
+	memcpy(t, r->body, r->len);
+	t[r->len] = '\0';
+	*text = t;
+	return 0;
 }
 
 /* ---- the back channel ------------------------------------------------- */

@@ -47,6 +47,7 @@ enum stream_rec_type {
 	STREAM_REC_PAGES = 2,
 	STREAM_REC_STATE = 3,
 	STREAM_REC_END = 4,
+	STREAM_REC_DOMAIN = 5,	/* optional: the domain config's text */
 	/* The back channel, destination to source (live migration only). */
 	STREAM_REC_ACCEPT = 16,
 	STREAM_REC_REFUSE = 17,
@@ -78,6 +79,7 @@ enum stream_state_kind {
 #define STREAM_MAX_HARTS 1024u
 #define STREAM_MAX_DEVICES 256u
 #define STREAM_MAX_REFUSE (2u + STREAM_MAX_STRING)
+#define STREAM_MAX_DOMAIN 65536u
 
 _Static_assert(STREAM_PAGE_SIZE == RAM_PAGE_SIZE, "stream page = RAM page");
 _Static_assert(STREAM_MAX_PAGES_BODY <= STREAM_MAX_RECORD, "page limit");
@@ -99,6 +101,14 @@ typedef struct stream {
 				 * ACCEPT / REFUSE / COMMITTED records */
 	bool ended;		/* END written or read */
 	bool not_socket;	/* send(MSG_NOSIGNAL) failed with ENOTSOCK */
+	/*
+	 * A non-blocking fd (a pipe, which has no SO_SNDTIMEO): a write that
+	 * would block waits with poll() for at most timeout_ms (0: no limit)
+	 * and gives up as soon as cancel_fd (>= 0) becomes readable.
+	 */
+	bool poll_writes;
+	unsigned timeout_ms;
+	int cancel_fd;		/* -1: none */
 	uint8_t *buf;		/* one record: header, body, padding, sum */
 	size_t cap;
 	char err[STREAM_ERR_LEN];
@@ -178,6 +188,14 @@ int stream_parse_state(stream_t *s, const stream_rec_t *r,
 		       stream_state_t *out);
 
 int stream_write_end(stream_t *s);
+
+/*
+ * DOMAIN (optional): the domain config's text, at most STREAM_MAX_DOMAIN
+ * bytes, no NUL byte. stream_parse_domain returns it as a new string
+ * (malloc) in *text.
+ */
+int stream_write_domain(stream_t *s, const char *text);
+int stream_parse_domain(stream_t *s, const stream_rec_t *r, char **text);
 
 /*
  * The back channel (s->back set): the destination's answers. A reason is

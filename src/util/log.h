@@ -9,6 +9,13 @@ const char *log_prog(void);
 /* One line on stderr: "<prog>: <message>". */
 void log_error(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
 
+/* Informational and warning lines, same format ("warning: " prefixed). */
+void log_info(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
+void log_warn(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
+
+/* Daemons: start every line with an ISO 8601 local time stamp. */
+void log_set_timestamps(int on);
+
 /* Debug lines, printed only when TERN_DEBUG is set in the environment. */
 void log_debug(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
 

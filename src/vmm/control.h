@@ -1,29 +1,33 @@
 /* SPDX-License-Identifier: MIT */
 /*
- * The control socket: a UNIX socket speaking a protocol shaped like QEMU's
- * QMP (docs/control-protocol.md). One JSON object per line; requests
- * {"execute": NAME, "arguments": {...}, "id": ...}, answers {"return": ...}
- * or {"error": {"class", "desc"}}, and asynchronous {"event": ...} lines.
+ * tern-vmm's control socket: the VM's commands on the QMP-shaped protocol
+ * of util/qmp_server (docs/control-protocol.md). The protocol (socket,
+ * clients, framing, negotiation, events, linger) is c->srv, driven with
+ * qmp_server_*(); this file adds the commands, the named file descriptors
+ * of getfd / closefd and the atomic file output of save.
  *
- * This file knows nothing about the machine: what a command does to the VM
- * goes through control_ops_t, so the protocol can be tested on its own.
+ * What a command does to the VM goes through control_ops_t, so the
+ * commands can be tested without a machine.
  */
 #ifndef TERN_CONTROL_H
 #define TERN_CONTROL_H
 
 #include <jansson.h>
-#include <poll.h>
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
 
-#define CONTROL_MAX_CLIENTS 8
-#define CONTROL_LINE_MAX 65536		/* bytes of one request, without '\n' */
-#define CONTROL_OUT_MAX (1u << 20)	/* unread output before a client is dropped */
+#include "util/qmp_server.h"
+
+#define CONTROL_MAX_FDS 8		/* named file descriptors (getfd) */
+#define CONTROL_FDNAME_MAX 64		/* bytes of an fd's name */
 
 /* Arguments of migrate, checked and with defaults filled in. */
 typedef struct control_migrate_args {
-	const char *uri;		/* tcp:HOST:PORT or file:PATH */
+	const char *uri;		/* tcp:HOST:PORT, file:PATH or fd:NAME */
+	int fd;				/* fd:NAME: the named fd, else -1; the
+					 * migrate op owns it once it returns
+					 * 0 (it stays named on failure) */
 	bool live;			/* default true */
 	uint64_t downtime_limit_ms;	/* default 300 */
 	uint64_t bandwidth_mbs;		/* MiB/s, 0 (default) = unlimited */
@@ -50,65 +54,40 @@ typedef struct control_ops {
 	int (*migrate_cancel)(void *opaque, char *err, size_t errlen);
 	/* The query-migrate answer (a new reference). */
 	json_t *(*query_migrate)(void *opaque);
+	/* The power button (system_powerdown); 0 or -1 with err set. */
+	int (*system_powerdown)(void *opaque, char *err, size_t errlen);
+	/* Reset the machine (system_reset); 0 or -1 with err set. */
+	int (*system_reset)(void *opaque, char *err, size_t errlen);
 } control_ops_t;
 
-typedef struct control_client {
-	int fd;			/* -1: slot free */
-	bool negotiated;	/* qmp_capabilities done */
-	bool discarding;	/* skipping the rest of an overlong line */
-	char *in;		/* CONTROL_LINE_MAX + 1 bytes */
-	size_t in_len;
-	char *out;
-	size_t out_len, out_cap;
-} control_client_t;
+/* A file descriptor named by getfd (fd -1: slot free). */
+typedef struct control_named_fd {
+	char name[CONTROL_FDNAME_MAX + 1];
+	int fd;
+} control_named_fd_t;
 
 typedef struct control {
-	int listen_fd;		/* -1 when not listening */
-	char *path;		/* socket file, removed on close */
+	qmp_server_t srv;	/* the protocol: qmp_server_*(&c->srv, ...) */
 	const control_ops_t *ops;
 	void *opaque;
-	control_client_t clients[CONTROL_MAX_CLIENTS];
+	const char *name;	/* query-name; NULL: none */
+	control_named_fd_t fds[CONTROL_MAX_FDS];
 } control_t;
 
-/* Sets up a server without a socket (clients come from control_add_client). */
+/*
+ * Sets up the server with the VM's commands, greeting as "tern-vmm X.Y.Z",
+ * without a socket (qmp_server_listen / qmp_server_add_client add one).
+ */
 void control_init(control_t *c, const control_ops_t *ops, void *opaque);
 
-/*
- * Listens on the UNIX socket path. A stale socket file (nobody listening)
- * is replaced; a live one, or a file that is not a socket, is refused.
- * Returns 0 or -1 with a one-line reason in err.
- */
-int control_listen(control_t *c, const char *path, char *err, size_t errlen);
+/* The name query-name answers (kept as a pointer; NULL: none). */
+void control_set_name(control_t *c, const char *name);
 
-/* Flushes pending answers (briefly), closes every client, removes the socket. */
+/* Number of file descriptors named by getfd and not yet used or closed. */
+unsigned control_nfds(const control_t *c);
+
+/* Closes the server (qmp_server_close) and every named file descriptor. */
 void control_close(control_t *c);
-
-/*
- * Before exiting on its own (after a migration): flushes, ends every
- * client's input direction with shutdown(SHUT_WR) and reads (discarding)
- * until the client closes or ms pass, so a request a client sends in the
- * meantime still reaches a live socket and the client reads every event
- * before end of file.
- */
-void control_linger(control_t *c, int ms);
-
-/* Adopts a connected stream socket as a client and greets it. 0 or -1. */
-int control_add_client(control_t *c, int fd);
-
-/* Number of connected clients. */
-unsigned control_nclients(const control_t *c);
-
-/* Fills pfds with what to wait for; returns how many. */
-int control_pollfds(control_t *c, struct pollfd *pfds, int max);
-/* Handles readiness reported for those fds (other fds are ignored). */
-void control_handle(control_t *c, const struct pollfd *pfds, int n);
-
-/*
- * Sends {"timestamp": ..., "event": name, "data": data} to every client that
- * finished capabilities negotiation. Steals the reference to data (may be
- * NULL: no "data" member, as QMP does for STOP and RESUME).
- */
-void control_event(control_t *c, const char *name, json_t *data);
 
 /* Writes data to fd; 0 or -1 with err set. */
 typedef int (*control_writer_t)(void *opaque, int fd, char *err, size_t errlen);

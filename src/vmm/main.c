@@ -11,6 +11,8 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/prctl.h>
+#include <sys/stat.h>
 #include <sys/sysinfo.h>
 #include <time.h>
 #include <unistd.h>
@@ -22,6 +24,8 @@
 #include "machine/platform.h"
 #include "migration/migrate.h"
 #include "migration/savevm.h"
+#include "migration/stream.h"
+#include "util/err.h"
 #include "util/log.h"
 #include "vmm/console.h"
 #include "vmm/control.h"
@@ -33,7 +37,16 @@
 #define POLL_EVERY 16		/* run slices between non-blocking polls */
 #define MAX_SLEEP_NS 50000000ull
 #define PAUSED_SLEEP_NS 500000000ull	/* a paused VM only waits for I/O */
-#define MAX_POLLFDS (4 + 1 + CONTROL_MAX_CLIENTS + 1)
+#define MAX_POLLFDS (4 + 1 + QMP_MAX_CLIENTS + 1)
+#define NAME_MAX_LEN 64
+#define DOMAIN_CONFIG_MAX STREAM_MAX_DOMAIN	/* it travels in the stream */
+
+/* Long options without a short form. */
+enum {
+	OPT_NAME = 0x100,
+	OPT_DOMAIN_CONFIG,
+	OPT_NO_REBOOT,
+};
 
 typedef struct disk_opt {
 	const char *path;
@@ -49,7 +62,10 @@ typedef struct vmm_opts {
 	const char *control;
 	const char *restore;
 	const char *incoming;
+	const char *name;
+	const char *domain_config;	/* the file */
 	bool paused;
+	bool no_reboot;
 	disk_opt_t disks[MAX_DISKS];
 	unsigned ndisks;
 	char default_kernel[PATH_MAX];
@@ -90,6 +106,9 @@ typedef struct vmm {
 	bool migrated;		/* the VM lives on the destination now */
 	bool incoming_failed;
 	int incoming_fd;	/* --incoming: listening socket until taken */
+	bool host_reset;	/* the reset came from system_reset */
+	char *domain;		/* domain config text saved with the VM */
+	pid_t parent;		/* bound to it (parent-death signal), or 0 */
 } vmm_t;
 
 static volatile sig_atomic_t got_signal;
@@ -116,10 +135,20 @@ static void usage(FILE *f)
 "  -r, --restore FILE     resume the snapshot FILE (written by the control\n"
 "                         command save) instead of booting; give the same\n"
 "                         memory, disk and kernel options as the saved VM\n"
-"  -I, --incoming tcp:ADDR:PORT\n"
+"  -I, --incoming tcp:ADDR:PORT | fd:N\n"
 "                         receive the VM from a migrating tern-vmm instead of\n"
-"                         booting; give the same options as the source\n"
+"                         booting; give the same options as the source.\n"
+"                         tcp: listens and accepts one connection; fd:N uses\n"
+"                         the inherited, already connected stream socket N\n"
 "  -p, --paused           start paused; the control command cont runs it\n"
+"      --name NAME        the VM's name: query-name, and messages read\n"
+"                         tern-vmm[NAME]: (1-64 of A-Z a-z 0-9 _ . -)\n"
+"      --domain-config FILE\n"
+"                         text (at most 64 KiB) saved with the VM by every\n"
+"                         save and migration; a restored or received VM\n"
+"                         keeps the one it came with unless this is given\n"
+"      --no-reboot        a guest reboot (or system_reset) ends tern-vmm\n"
+"                         (status 0) instead of booting the guest again\n"
 "  -h, --help             show this help and exit\n"
 "  -V, --version          show the version and exit\n"
 "\n"
@@ -129,7 +158,11 @@ static void usage(FILE *f)
 "\n"
 "On a terminal the console is raw: type Ctrl-A x to quit, Ctrl-A Ctrl-A to send\n"
 "Ctrl-A. A guest poweroff exits with status 0; a guest that reports failure\n"
-"through the syscon (0x3333 | code << 16) exits with that code.\n",
+"through the syscon (0x3333 | code << 16) exits with that code.\n"
+"\n"
+"An incoming tern-vmm started with a parent-death signal set stays bound to\n"
+"its parent only until the VM is received: it clears the signal before\n"
+"confirming, and fails the migration if the parent is already gone.\n",
 		DEFAULT_MEMORY_MIB, MAX_DISKS);
 }
 
@@ -198,6 +231,24 @@ static int parse_disk(vmm_opts_t *o, const char *arg)
 	return 0;
 }
 
+/* A name as domain configs allow it: 1-64 of [A-Za-z0-9_.-], no leading . -. */
+static bool name_ok(const char *name)
+{
+	size_t len = strlen(name);
+
+	if (!len || len > NAME_MAX_LEN || name[0] == '.' || name[0] == '-')
+		return false;
+	for (size_t i = 0; i < len; i++) {
+		char ch = name[i];
+
+		if (!((ch >= 'a' && ch <= 'z') || (ch >= 'A' && ch <= 'Z') ||
+		      (ch >= '0' && ch <= '9') || ch == '_' || ch == '.' ||
+		      ch == '-'))
+			return false;
+	}
+	return true;
+}
+
 static int parse_args(int argc, char **argv, vmm_opts_t *o)
 {
 	static const struct option longopts[] = {
@@ -211,6 +262,9 @@ static int parse_args(int argc, char **argv, vmm_opts_t *o)
 		{ "restore", required_argument, NULL, 'r' },
 		{ "incoming", required_argument, NULL, 'I' },
 		{ "paused", no_argument, NULL, 'p' },
+		{ "name", required_argument, NULL, OPT_NAME },
+		{ "domain-config", required_argument, NULL, OPT_DOMAIN_CONFIG },
+		{ "no-reboot", no_argument, NULL, OPT_NO_REBOOT },
 		{ "help", no_argument, NULL, 'h' },
 		{ "version", no_argument, NULL, 'V' },
 		{ 0 },
@@ -254,6 +308,21 @@ static int parse_args(int argc, char **argv, vmm_opts_t *o)
 			break;
 		case 'p':
 			o->paused = true;
+			break;
+		case OPT_NAME:
+			if (!name_ok(optarg)) {
+				log_error("invalid name '%s' (1 to %d of A-Z a-z "
+					  "0-9 _ . -, not starting with . or -)",
+					  optarg, NAME_MAX_LEN);
+				return -1;
+			}
+			o->name = optarg;
+			break;
+		case OPT_DOMAIN_CONFIG:
+			o->domain_config = optarg;
+			break;
+		case OPT_NO_REBOOT:
+			o->no_reboot = true;
 			break;
 		case 'h':
 			usage(stdout);
@@ -313,6 +382,85 @@ static int parse_args(int argc, char **argv, vmm_opts_t *o)
 }
 
 /*
+ * The domain config a loaded stream carried (taken over; may be NULL)
+ * becomes this VM's, so that its own saves and migrations carry it on;
+ * --domain-config, when given, stays the one.
+ */
+static void keep_domain(vmm_t *v, char *domain)
+{
+	if (!domain || v->o.domain_config) {
+		free(domain);
+		return;
+	}
+	free(v->domain);
+	v->domain = domain;
+}
+
+/* Reads --domain-config FILE: text of at most 64 KiB without NUL bytes. */
+static char *read_domain_config(const char *path, char *err, size_t errlen)
+{
+	struct stat st;
+	size_t len = 0;
+	char *text;
+	int fd;
+
+	fd = open(path, O_RDONLY | O_CLOEXEC | O_NONBLOCK);
+	if (fd < 0) {
+		err_set(err, errlen, "cannot open domain config %s: %s", path,
+			strerror(errno));
+		return NULL;
+	}
+	if (fstat(fd, &st) || !S_ISREG(st.st_mode)) {
+		err_set(err, errlen, "domain config %s: not a regular file", path);
+		close(fd);
+		return NULL;
+	}
+	text = malloc(DOMAIN_CONFIG_MAX + 2);
+	if (!text) {
+		err_set(err, errlen, "out of memory");
+		close(fd);
+		return NULL;
+	}
+	/* One byte more than allowed tells a file that is too long. */
+	while (len < DOMAIN_CONFIG_MAX + 1) {
+		ssize_t n = read(fd, text + len, DOMAIN_CONFIG_MAX + 1 - len);
+
+		if (n < 0 && errno == EINTR)
+			continue;
+		if (n < 0) {
+			err_set(err, errlen, "cannot read domain config %s: %s",
+				path, strerror(errno));
+			goto fail;
+		}
+		if (n == 0)
+			break;
+		len += (size_t)n;
+	}
+	close(fd);
+	fd = -1;
+	if (len > DOMAIN_CONFIG_MAX) {
+		err_set(err, errlen, "domain config %s is larger than %u KiB",
+			path, DOMAIN_CONFIG_MAX >> 10);
+		goto fail;
+	}
+	if (!len) {
+		err_set(err, errlen, "domain config %s is empty", path);
+		goto fail;
+	}
+	if (memchr(text, 0, len)) {
+		err_set(err, errlen, "domain config %s contains a NUL byte", path);
+		goto fail;
+	}
+	text[len] = '\0';
+	return text;
+fail:
+	if (fd >= 0)
+		close(fd);
+	free(text);
+	return NULL;
+}
+
+/*
  * Creates the board: interrupt controllers, timer, console, disks. Then
  * either boots the kernel, or, with restore_fd >= 0, loads a snapshot: RAM
  * (with the kernel and device tree the guest already has) and every state
@@ -324,7 +472,7 @@ static int build_machine(vmm_t *v, int restore_fd)
 {
 	machine_t *m = v->m;
 	const vmm_opts_t *o = &v->o;
-	char err[256];
+	char err[256], *domain = NULL;
 	boot_config_t bc = { o->kernel, o->initrd, o->append };
 
 	if (machine_init(m, o->memory_mib << 20, 1, err, sizeof(err))) {
@@ -354,10 +502,11 @@ static int build_machine(vmm_t *v, int restore_fd)
 		m->harts[i].sbi_builtin = true;
 	if (restore_fd < 0)
 		return 0;	/* --incoming: the stream fills RAM and state */
-	if (savevm_load(m, restore_fd, err, sizeof(err))) {
+	if (savevm_load(m, restore_fd, &domain, err, sizeof(err))) {
 		log_error("cannot restore %s: %s", o->restore, err);
 		return -1;
 	}
+	keep_domain(v, domain);
 	return 0;
 }
 
@@ -372,18 +521,34 @@ static void feed_console(machine_t *m, console_t *con)
 }
 
 /* Migration events go to the control socket as QMP names them. */
+static json_t *mig_info_json(vmm_t *v);
+
+/*
+ * MIGRATION event data: the status, as QMP has it, and for the last event
+ * of a migration its final figures (tern's addition: a source tern-vmm
+ * exits right after a completed migration, before a client could ask).
+ */
+static json_t *mig_event_data(vmm_t *v, unsigned status)
+{
+	json_t *d = json_pack("{s:s}", "status", migrate_status_name(status));
+
+	if (d && (status == MIGRATE_COMPLETED || status == MIGRATE_FAILED ||
+		  status == MIGRATE_CANCELLED))
+		json_object_set_new(d, "stats", mig_info_json(v));
+	return d;
+}
+
 static void mig_events(vmm_t *v)
 {
 	migrate_event_t ev;
 
 	while (migrate_next_event(v->mig, &ev)) {
 		if (ev.kind == MIGRATE_EV_PASS)
-			control_event(&v->ctl, "MIGRATION_PASS",
-				      json_pack("{s:i}", "pass", (int)ev.value));
+			qmp_server_event(&v->ctl.srv, "MIGRATION_PASS",
+					 json_pack("{s:i}", "pass", (int)ev.value));
 		else
-			control_event(&v->ctl, "MIGRATION",
-				      json_pack("{s:s}", "status",
-						migrate_status_name(ev.value)));
+			qmp_server_event(&v->ctl.srv, "MIGRATION",
+					 mig_event_data(v, ev.value));
 	}
 }
 
@@ -404,7 +569,8 @@ static void poll_io(vmm_t *v, uint64_t timeout_ns)
 {
 	struct pollfd pfds[MAX_POLLFDS];
 	int nc = console_pollfds(&v->con, pfds, 4);
-	int n = nc + control_pollfds(&v->ctl, pfds + nc, MAX_POLLFDS - 1 - nc);
+	int n = nc + qmp_server_pollfds(&v->ctl.srv, pfds + nc,
+					MAX_POLLFDS - 1 - nc);
 	struct timespec ts = { (time_t)(timeout_ns / 1000000000ull),
 			       (long)(timeout_ns % 1000000000ull) };
 	migrate_t *mg = v->mig;
@@ -416,7 +582,7 @@ static void poll_io(vmm_t *v, uint64_t timeout_ns)
 	console_flush(&v->con);
 	if (ppoll(pfds, (nfds_t)(n + (mg != NULL)), &ts, NULL) > 0) {
 		console_handle(&v->con, pfds, nc);
-		control_handle(&v->ctl, pfds + nc, n - nc);
+		qmp_server_handle(&v->ctl.srv, pfds + nc, n - nc);
 		/* A command may have replaced the migration meanwhile. */
 		if (mg && mg == v->mig && pfds[n].revents)
 			mig_service(v);
@@ -493,7 +659,7 @@ static int ctl_stop(void *opaque, char *err, size_t errlen)
 		return 0; /* already stopped: nothing to do, as in QMP */
 	vclock_pause(&v->m->clock);
 	v->state = RUN_PAUSED;
-	control_event(&v->ctl, "STOP", NULL);
+	qmp_server_event(&v->ctl.srv, "STOP", NULL);
 	return 0;
 }
 
@@ -517,7 +683,7 @@ static int ctl_cont(void *opaque, char *err, size_t errlen)
 	}
 	vclock_resume(&v->m->clock);
 	v->state = RUN_RUNNING;
-	control_event(&v->ctl, "RESUME", NULL);
+	qmp_server_event(&v->ctl.srv, "RESUME", NULL);
 	return 0;
 }
 
@@ -530,7 +696,9 @@ static void ctl_quit(void *opaque)
 
 static int save_writer(void *opaque, int fd, char *err, size_t errlen)
 {
-	return savevm_save(opaque, fd, err, errlen);
+	vmm_t *v = opaque;
+
+	return savevm_save(v->m, v->domain, fd, err, errlen);
 }
 
 /* Pauses (if running) for the snapshot and resumes afterwards. */
@@ -547,7 +715,7 @@ static int ctl_save(void *opaque, const char *file, uint64_t *bytes, char *err,
 	}
 	if (was_running)
 		vclock_pause(&v->m->clock);
-	rc = control_write_file(file, save_writer, v->m, bytes, err, errlen);
+	rc = control_write_file(file, save_writer, v, bytes, err, errlen);
 	if (was_running)
 		vclock_resume(&v->m->clock);
 	return rc;
@@ -596,13 +764,37 @@ static void mig_incoming_done(void *opaque, bool ok, const char *err)
 		machine_request_stop(v->m, POWER_QUIT);
 		return;
 	}
+	keep_domain(v, migrate_incoming_domain(v->mig));
 	if (v->o.paused) {
 		v->state = RUN_PAUSED;
 		return;
 	}
 	v->state = RUN_RUNNING;
 	vclock_resume(&v->m->clock);
-	control_event(&v->ctl, "RESUME", NULL);
+	qmp_server_event(&v->ctl.srv, "RESUME", NULL);
+}
+
+/*
+ * The VM is loaded; COMMITTED goes out next. A parent that bound us with
+ * a parent-death signal (ternd rolls back by dying) lets go of us now: the
+ * VM outlives its daemon from here on. A parent that died before the
+ * signal was cleared has already killed us; one that died since is seen
+ * here, and the source keeps the VM.
+ */
+static int mig_incoming_commit(void *opaque, char *err, size_t errlen)
+{
+	vmm_t *v = opaque;
+
+	if (!v->parent)
+		return 0;
+	if (prctl(PR_SET_PDEATHSIG, 0))
+		return err_set(err, errlen, "cannot clear the parent-death "
+			       "signal: %s", strerror(errno));
+	if (getppid() != v->parent)
+		return err_set(err, errlen, "the process that started this "
+			       "tern-vmm (pid %d) is gone", (int)v->parent);
+	v->parent = 0;
+	return 0;
 }
 
 static const migrate_hooks_t mig_hooks = {
@@ -610,6 +802,7 @@ static const migrate_hooks_t mig_hooks = {
 	.resume = mig_resume,
 	.handed_over = mig_handed_over,
 	.incoming_done = mig_incoming_done,
+	.incoming_commit = mig_incoming_commit,
 };
 
 static int ctl_migrate(void *opaque, const control_migrate_args_t *a,
@@ -635,10 +828,14 @@ static int ctl_migrate(void *opaque, const control_migrate_args_t *a,
 	p.max_rounds = (unsigned)a->max_rounds;
 	p.give_up = a->give_up_abort ? MIGRATE_GIVE_UP_ABORT :
 				       MIGRATE_GIVE_UP_STOP_COPY;
+	p.domain = v->domain;
 	if (v->mig) {
 		migrate_free(v->mig);
 		v->mig = NULL;
 	}
+	if (a->fd >= 0)
+		return migrate_start_fd(&v->mig, v->m, a->fd, a->uri, &p,
+					&mig_hooks, v, err, errlen);
 	return migrate_start(&v->mig, v->m, a->uri, &p, &mig_hooks, v, err,
 			     errlen);
 }
@@ -652,18 +849,13 @@ static int ctl_migrate_cancel(void *opaque, char *err, size_t errlen)
 	return 0;
 }
 
-static json_t *ctl_query_migrate(void *opaque)
+/* query-migrate's answer for a running or finished migration. */
+static json_t *mig_info_json(vmm_t *v)
 {
-	vmm_t *v = opaque;
 	migrate_info_t i;
 	json_t *r;
 
-	if (!v->mig)
-		return json_pack("{s:s}", "status",
-				 v->state == RUN_INMIGRATE ? "setup" : "none");
 	migrate_get_info(v->mig, &i);
-	/* Every status the answer shows has had its event first. */
-	mig_events(v);
 	r = json_pack("{s:s,s:I,s:I,s:I}", "status",
 		      migrate_status_name(i.status), "total-time",
 		      (json_int_t)i.total_time, "setup-time",
@@ -690,6 +882,61 @@ static json_t *ctl_query_migrate(void *opaque)
 	return r;
 }
 
+static json_t *ctl_query_migrate(void *opaque)
+{
+	vmm_t *v = opaque;
+
+	if (!v->mig)
+		return json_pack("{s:s}", "status",
+				 v->state == RUN_INMIGRATE ? "setup" : "none");
+	/* Every status the answer shows has had its event first. */
+	mig_events(v);
+	return mig_info_json(v);
+}
+
+/* A state in which the machine is not the guest's running one. */
+static const char *not_running_why(vmm_t *v)
+{
+	switch (v->state) {
+	case RUN_INMIGRATE:
+		return "the VM is still being received";
+	case RUN_FINISH_MIGRATE:
+	case RUN_POSTMIGRATE:
+		return "the VM is being migrated";
+	case RUN_SHUTDOWN:
+		return "the VM has shut down";
+	default:
+		return NULL;
+	}
+}
+
+static int ctl_system_powerdown(void *opaque, char *err, size_t errlen)
+{
+	vmm_t *v = opaque;
+	const char *why = not_running_why(v);
+
+	if (why)
+		return err_set(err, errlen, "%s", why);
+	return platform_powerdown(v->m, err, errlen);
+}
+
+/* As a guest-initiated reboot, reported as the host's (QMP's reason). */
+static int ctl_system_reset(void *opaque, char *err, size_t errlen)
+{
+	vmm_t *v = opaque;
+	const char *why = not_running_why(v);
+
+	if (why)
+		return err_set(err, errlen, "%s", why);
+	if (v->mig && migrate_running(v->mig))
+		return err_set(err, errlen, "a migration is in progress");
+	if (v->m->power != POWER_RUN)
+		return 0;	/* already on its way to a reset or an exit */
+	v->host_reset = true;
+	machine_request_stop(v->m, POWER_RESET);
+	return 0;
+}
+
 static const control_ops_t ctl_ops = {
 	.status = ctl_status,
 	.stop = ctl_stop,
@@ -699,6 +946,8 @@ static const control_ops_t ctl_ops = {
 	.migrate = ctl_migrate,
 	.migrate_cancel = ctl_migrate_cancel,
 	.query_migrate = ctl_query_migrate,
+	.system_powerdown = ctl_system_powerdown,
+	.system_reset = ctl_system_reset,
 };
 
 /* SHUTDOWN / RESET event data, as QMP words them. */
@@ -707,17 +956,53 @@ static json_t *power_event_data(bool guest, const char *reason)
 	return json_pack("{s:b,s:s}", "guest", guest, "reason", reason);
 }
 
+/* A reset's event data: the guest's own reboot, or system_reset. */
+static json_t *reset_event_data(const vmm_t *v)
+{
+	return v->host_reset ? power_event_data(false, "host-qmp-system-reset") :
+			       power_event_data(true, "guest-reset");
+}
+
 int main(int argc, char **argv)
 {
 	static vmm_t vmm;
 	vmm_t *v = &vmm;
 	char err[256];
 	enum power_request why = POWER_QUIT;
-	int rc = 0, restore_fd = -1, guest_exit = 0;
+	static char prog[sizeof("tern-vmm[]") + NAME_MAX_LEN];
+	int rc = 0, restore_fd = -1, guest_exit = 0, pdeath = 0;
 
 	log_set_prog("tern-vmm");
 	if (parse_args(argc, argv, &v->o))
 		return 2;
+	if (v->o.name) {
+		snprintf(prog, sizeof(prog), "tern-vmm[%s]", v->o.name);
+		log_set_prog(prog);
+	}
+	v->incoming_fd = -1;
+	if (v->o.incoming && !strncmp(v->o.incoming, "fd:", 3)) {
+		/* Before anything is opened: N must be the inherited fd. */
+		v->incoming_fd = migrate_incoming_listen(v->o.incoming, err,
+							 sizeof(err));
+		if (v->incoming_fd < 0) {
+			log_error("%s", err);
+			return 1;
+		}
+	}
+	/* Started bound to a parent (ternd, for an incoming VM): remember
+	 * which, to tell later whether it is still there. */
+	if (!prctl(PR_GET_PDEATHSIG, &pdeath) && pdeath)
+		v->parent = getppid();
+	if (v->o.domain_config) {
+		v->domain = read_domain_config(v->o.domain_config, err,
+					       sizeof(err));
+		if (!v->domain) {
+			log_error("%s", err);
+			if (v->incoming_fd >= 0)
+				close(v->incoming_fd);
+			return 1;
+		}
+	}
 	v->m = calloc(1, sizeof(*v->m));
 	if (!v->m) {
 		log_error("out of memory");
@@ -732,8 +1017,7 @@ int main(int argc, char **argv)
 			return 1;
 		}
 	}
-	v->incoming_fd = -1;
-	if (v->o.incoming) {
+	if (v->o.incoming && v->incoming_fd < 0) {
 		/* Listening before the control socket exists: whoever sees
 		 * the control socket may start the source's migrate. */
 		v->incoming_fd = migrate_incoming_listen(v->o.incoming, err,
@@ -745,7 +1029,9 @@ int main(int argc, char **argv)
 		}
 	}
 	control_init(&v->ctl, &ctl_ops, v);
-	if (v->o.control && control_listen(&v->ctl, v->o.control, err, sizeof(err))) {
+	control_set_name(&v->ctl, v->o.name);
+	if (v->o.control && qmp_server_listen(&v->ctl.srv, v->o.control, err,
+					      sizeof(err))) {
 		log_error("%s", err);
 		free(v->m);
 		return 1;
@@ -800,27 +1086,31 @@ int main(int argc, char **argv)
 			mig_events(v);
 		}
 		machine_destroy(v->m);
-		if (why != POWER_RESET)
+		/* --no-reboot: a reboot ends tern-vmm (SHUTDOWN below). */
+		if (why != POWER_RESET || v->o.no_reboot)
 			break;
-		control_event(&v->ctl, "RESET",
-			      power_event_data(true, "guest-reset"));
+		qmp_server_event(&v->ctl.srv, "RESET", reset_event_data(v));
+		v->host_reset = false;
 	}
 	if (v->incoming_failed)
 		rc = 1;
 	if (!rc) {
 		v->state = RUN_SHUTDOWN;
 		if (v->migrated)
-			control_event(&v->ctl, "SHUTDOWN",
-				      power_event_data(false, "migrated"));
+			qmp_server_event(&v->ctl.srv, "SHUTDOWN",
+					 power_event_data(false, "migrated"));
 		else if (why == POWER_OFF)
-			control_event(&v->ctl, "SHUTDOWN",
-				      power_event_data(true, "guest-shutdown"));
+			qmp_server_event(&v->ctl.srv, "SHUTDOWN",
+					 power_event_data(true, "guest-shutdown"));
+		else if (why == POWER_RESET)
+			qmp_server_event(&v->ctl.srv, "SHUTDOWN",
+					 reset_event_data(v));
 		else
-			control_event(&v->ctl, "SHUTDOWN",
-				      power_event_data(false,
-						       v->quit ? "host-qmp-quit" :
-						       got_signal ? "host-signal" :
-						       "host-ui"));
+			qmp_server_event(&v->ctl.srv, "SHUTDOWN",
+					 power_event_data(false,
+							  v->quit ? "host-qmp-quit" :
+							  got_signal ? "host-signal" :
+							  "host-ui"));
 		/* A guest that powered off reporting failure (syscon FAIL). */
 		rc = guest_exit;
 	}
@@ -830,9 +1120,10 @@ int main(int argc, char **argv)
 		close(v->incoming_fd);
 	migrate_free(v->mig);
 	if (v->migrated)
-		control_linger(&v->ctl, 300);
+		qmp_server_linger(&v->ctl.srv, 300);
 	control_close(&v->ctl);
 	console_close(&v->con);
 	free(v->m);
+	free(v->domain);
 	return rc;
 }

@@ -2,6 +2,8 @@
 /*
  * Control protocol: greeting, capabilities negotiation, parsing, dispatch,
  * argument checks, events and the socket file's life cycle, on real sockets.
+ * File descriptors passed with SCM_RIGHTS (getfd, closefd, migrate fd:NAME),
+ * query-name, system_powerdown and system_reset.
  */
 #include <errno.h>
 #include <fcntl.h>
@@ -33,6 +35,8 @@ typedef struct fake_vm {
 	bool migrating;
 	control_migrate_args_t mig;
 	char mig_uri[256];
+	int powerdowns, resets;
+	bool fail_power;
 } fake_vm_t;
 
 static const char *fake_status(void *opaque)
@@ -46,7 +50,7 @@ static int fake_stop(void *opaque, char *err, size_t errlen)
 
 	vm->stops++;
 	vm->status = "paused";
-	control_event(vm->ctl, "STOP", NULL);
+	qmp_server_event(&vm->ctl->srv, "STOP", NULL);
 	return 0;
 }
 
@@ -56,7 +60,7 @@ static int fake_cont(void *opaque, char *err, size_t errlen)
 
 	vm->conts++;
 	vm->status = "running";
-	control_event(vm->ctl, "RESUME", NULL);
+	qmp_server_event(&vm->ctl->srv, "RESUME", NULL);
 	return 0;
 }
 
@@ -113,11 +117,42 @@ static json_t *fake_query_migrate(void *opaque)
 	return json_pack("{s:s}", "status", vm->migrating ? "active" : "none");
 }
 
+static int fake_powerdown(void *opaque, char *err, size_t errlen)
+{
+	fake_vm_t *vm = opaque;
+
+	if (vm->fail_power) {
+		snprintf(err, errlen, "this machine has no power button");
+		return -1;
+	}
+	vm->powerdowns++;
+	return 0;
+}
+
+static int fake_reset(void *opaque, char *err, size_t errlen)
+{
+	fake_vm_t *vm = opaque;
+
+	if (vm->fail_power) {
+		snprintf(err, errlen, "a migration is in progress");
+		return -1;
+	}
+	vm->resets++;
+	return 0;
+}
+
 static const control_ops_t fake_ops = {
 	.status = fake_status, .stop = fake_stop, .cont = fake_cont,
 	.quit = fake_quit, .save = fake_save, .migrate = fake_migrate,
 	.migrate_cancel = fake_migrate_cancel,
 	.query_migrate = fake_query_migrate,
+	.system_powerdown = fake_powerdown, .system_reset = fake_reset,
+};
+
+/* The commands a monitor without these ops (a minimal one) offers. */
+static const control_ops_t bare_ops = {
+	.status = fake_status, .stop = fake_stop, .cont = fake_cont,
+	.quit = fake_quit, .save = fake_save,
 };
 
 typedef struct fixture {
@@ -130,19 +165,19 @@ typedef struct fixture {
 static void pump(control_t *c)
 {
 	for (int round = 0; round < 64; round++) {
-		struct pollfd pfds[1 + CONTROL_MAX_CLIENTS];
-		int n = control_pollfds(c, pfds, 1 + CONTROL_MAX_CLIENTS);
+		struct pollfd pfds[1 + QMP_MAX_CLIENTS];
+		int n = qmp_server_pollfds(&c->srv, pfds, 1 + QMP_MAX_CLIENTS);
 
 		if (poll(pfds, (nfds_t)n, 0) <= 0)
 			return;
-		control_handle(c, pfds, n);
+		qmp_server_handle(&c->srv, pfds, n);
 	}
 }
 
 /* Reads one line from fd (fails the test after 2 s). */
 static char *read_line(int fd)
 {
-	static char line[CONTROL_LINE_MAX * 2];
+	static char line[QMP_LINE_MAX * 2];
 	size_t len = 0;
 
 	for (;;) {
@@ -233,7 +268,7 @@ static int setup(void **state)
 	control_init(&f->ctl, &fake_ops, &f->vm);
 	assert_int_equal(socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, sv), 0);
 	fcntl(sv[0], F_SETFL, O_NONBLOCK);
-	assert_int_equal(control_add_client(&f->ctl, sv[0]), 0);
+	assert_int_equal(qmp_server_add_client(&f->ctl.srv, sv[0]), 0);
 	f->fd = sv[1];
 	*state = f;
 	return 0;
@@ -330,7 +365,7 @@ static void test_bad_json_keeps_connection(void **state)
 	assert_error(request(f, "{\"execute\": \"stop\", \"execute\": \"cont\"}"),
 		     "GenericError", NULL);
 	assert_int_equal(f->vm.stops, 0);
-	assert_int_equal(control_nclients(&f->ctl), 1);
+	assert_int_equal(qmp_server_nclients(&f->ctl.srv), 1);
 	j = request(f, "{\"execute\": \"query-version\"}");
 	assert_non_null(json_object_get(assert_return(j), "tern"));
 	json_decref(j);
@@ -339,7 +374,7 @@ static void test_bad_json_keeps_connection(void **state)
 static void test_oversized_line(void **state)
 {
 	fixture_t *f = *state;
-	size_t n = CONTROL_LINE_MAX + 1000;
+	size_t n = QMP_LINE_MAX + 1000;
 	char *big = malloc(n + 1);
 	json_t *j;
 
@@ -365,9 +400,9 @@ static void test_oversized_line(void **state)
 	assert_int_equal(json_integer_value(json_object_get(j, "id")), 5);
 	json_decref(j);
 	/* A line just within the bound is still accepted. */
-	memset(big, ' ', CONTROL_LINE_MAX);
+	memset(big, ' ', QMP_LINE_MAX);
 	memcpy(big, "{\"execute\": \"query-status\"}", 27);
-	big[CONTROL_LINE_MAX] = '\0';
+	big[QMP_LINE_MAX] = '\0';
 	j = request(f, big);
 	assert_return(j);
 	json_decref(j);
@@ -456,7 +491,7 @@ static void test_stop_cont_events(void **state)
 	/* A second client that has not negotiated gets no events. */
 	assert_int_equal(socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, sv), 0);
 	fcntl(sv[0], F_SETFL, O_NONBLOCK);
-	assert_int_equal(control_add_client(&f->ctl, sv[0]), 0);
+	assert_int_equal(qmp_server_add_client(&f->ctl.srv, sv[0]), 0);
 	json_decref(read_json(sv[1]));
 
 	send_str(f->fd, "{\"execute\": \"stop\", \"id\": 1}\n");
@@ -493,7 +528,7 @@ static void test_stop_cont_events(void **state)
 	assert_int_equal(f->vm.stops, 2);
 
 	/* Events with data. */
-	control_event(&f->ctl, "SHUTDOWN", json_pack("{s:b}", "guest", 1));
+	qmp_server_event(&f->ctl.srv, "SHUTDOWN", json_pack("{s:b}", "guest", 1));
 	ev = read_json(f->fd);
 	assert_true(json_is_true(json_object_get(json_object_get(ev, "data"), "guest")));
 	json_decref(ev);
@@ -516,9 +551,29 @@ static void test_quit_and_query_commands(void **state)
 		assert_non_null(name);
 		seen += !strcmp(name, "stop") + !strcmp(name, "cont") +
 			!strcmp(name, "save") + !strcmp(name, "quit") +
-			!strcmp(name, "query-status") + !strcmp(name, "qmp_capabilities");
+			!strcmp(name, "query-status") + !strcmp(name, "qmp_capabilities") +
+			!strcmp(name, "getfd") + !strcmp(name, "closefd") +
+			!strcmp(name, "query-name") +
+			!strcmp(name, "system_powerdown") +
+			!strcmp(name, "system_reset");
 	}
-	assert_int_equal(seen, 6);
+	assert_int_equal(seen, 11);
+	/* The whole list, in its order. */
+	{
+		char *dump = json_dumps(assert_return(j), JSON_COMPACT);
+
+		assert_string_equal(dump, "[{\"name\":\"qmp_capabilities\"},"
+			"{\"name\":\"query-version\"},{\"name\":\"query-status\"},"
+			"{\"name\":\"query-commands\"},{\"name\":\"stop\"},"
+			"{\"name\":\"pause\"},{\"name\":\"cont\"},"
+			"{\"name\":\"resume\"},{\"name\":\"quit\"},"
+			"{\"name\":\"save\"},{\"name\":\"migrate\"},"
+			"{\"name\":\"migrate-cancel\"},{\"name\":\"query-migrate\"},"
+			"{\"name\":\"getfd\"},{\"name\":\"closefd\"},"
+			"{\"name\":\"query-name\"},{\"name\":\"system_powerdown\"},"
+			"{\"name\":\"system_reset\"}]");
+		free(dump);
+	}
 	json_decref(j);
 	j = request(f, "{\"execute\": \"quit\"}");
 	assert_return(j);
@@ -556,14 +611,14 @@ static void test_disconnect_mid_line(void **state)
 	negotiate(f);
 	send_str(f->fd, "{\"execute\": \"st");
 	pump(&f->ctl);
-	assert_int_equal(control_nclients(&f->ctl), 1);
+	assert_int_equal(qmp_server_nclients(&f->ctl.srv), 1);
 	close(f->fd);
 	pump(&f->ctl);
-	assert_int_equal(control_nclients(&f->ctl), 0);
+	assert_int_equal(qmp_server_nclients(&f->ctl.srv), 0);
 	assert_int_equal(f->vm.stops, 0);
 	/* The server keeps working for new clients. */
 	f->fd = open("/dev/null", O_RDONLY);
-	control_event(&f->ctl, "STOP", NULL);
+	qmp_server_event(&f->ctl.srv, "STOP", NULL);
 }
 
 /* ---- socket file ---- */
@@ -595,7 +650,7 @@ static void test_listen_lifecycle(void **state)
 	control_t a, b;
 	char path[128], err[256];
 	struct stat st;
-	int fds[CONTROL_MAX_CLIENTS + 1];
+	int fds[QMP_MAX_CLIENTS + 1];
 	json_t *j;
 
 	strcpy(tmpdir, "/tmp/tern-ctl-XXXXXX");
@@ -603,33 +658,33 @@ static void test_listen_lifecycle(void **state)
 	snprintf(path, sizeof(path), "%s/ctl.sock", tmpdir);
 	vm.ctl = &a;
 	control_init(&a, &fake_ops, &vm);
-	assert_int_equal(control_listen(&a, path, err, sizeof(err)), 0);
+	assert_int_equal(qmp_server_listen(&a.srv, path, err, sizeof(err)), 0);
 	assert_int_equal(stat(path, &st), 0);
 	assert_true(S_ISSOCK(st.st_mode));
 
 	/* A live socket is not taken over. */
 	control_init(&b, &fake_ops, &vm);
-	assert_int_equal(control_listen(&b, path, err, sizeof(err)), -1);
+	assert_int_equal(qmp_server_listen(&b.srv, path, err, sizeof(err)), -1);
 	assert_non_null(strstr(err, "in use"));
 
-	/* Up to CONTROL_MAX_CLIENTS clients, each greeted; one more is refused. */
-	for (int i = 0; i <= CONTROL_MAX_CLIENTS; i++) {
+	/* Up to QMP_MAX_CLIENTS clients, each greeted; one more is refused. */
+	for (int i = 0; i <= QMP_MAX_CLIENTS; i++) {
 		fds[i] = connect_to(path);
 		assert_true(fds[i] >= 0);
 		pump(&a);
 	}
-	for (int i = 0; i < CONTROL_MAX_CLIENTS; i++) {
+	for (int i = 0; i < QMP_MAX_CLIENTS; i++) {
 		j = read_json(fds[i]);
 		assert_non_null(json_object_get(j, "QMP"));
 		json_decref(j);
 	}
-	assert_int_equal(control_nclients(&a), CONTROL_MAX_CLIENTS);
-	j = read_json(fds[CONTROL_MAX_CLIENTS]);
+	assert_int_equal(qmp_server_nclients(&a.srv), QMP_MAX_CLIENTS);
+	j = read_json(fds[QMP_MAX_CLIENTS]);
 	assert_error(j, "GenericError", "too many");
-	for (int i = 0; i <= CONTROL_MAX_CLIENTS; i++)
+	for (int i = 0; i <= QMP_MAX_CLIENTS; i++)
 		close(fds[i]);
 	pump(&a);
-	assert_int_equal(control_nclients(&a), 0);
+	assert_int_equal(qmp_server_nclients(&a.srv), 0);
 
 	/* Closing removes the socket file. */
 	control_close(&a);
@@ -646,7 +701,7 @@ static void test_listen_lifecycle(void **state)
 	}
 	assert_int_equal(stat(path, &st), 0);
 	control_init(&b, &fake_ops, &vm);
-	assert_int_equal(control_listen(&b, path, err, sizeof(err)), 0);
+	assert_int_equal(qmp_server_listen(&b.srv, path, err, sizeof(err)), 0);
 	fds[0] = connect_to(path);
 	assert_true(fds[0] >= 0);
 	pump(&b);
@@ -658,14 +713,14 @@ static void test_listen_lifecycle(void **state)
 	fds[0] = open(path, O_CREAT | O_WRONLY, 0644);
 	close(fds[0]);
 	control_init(&b, &fake_ops, &vm);
-	assert_int_equal(control_listen(&b, path, err, sizeof(err)), -1);
+	assert_int_equal(qmp_server_listen(&b.srv, path, err, sizeof(err)), -1);
 	assert_non_null(strstr(err, "not a socket"));
 	assert_int_equal(stat(path, &st), 0);
 	unlink(path);
 
 	/* A directory that does not exist. */
 	snprintf(path, sizeof(path), "%s/missing/ctl.sock", tmpdir);
-	assert_int_equal(control_listen(&b, path, err, sizeof(err)), -1);
+	assert_int_equal(qmp_server_listen(&b.srv, path, err, sizeof(err)), -1);
 	assert_non_null(strstr(err, path));
 	assert_non_null(strstr(err, "No such file"));
 	rmdir(tmpdir);
@@ -818,6 +873,381 @@ static void test_migrate_commands(void **state)
 	assert_true(f->vm.mig.give_up_abort);
 }
 
+/* ---- file descriptors with SCM_RIGHTS ---- */
+
+/* Sends s (no newline added) with the given fds in one sendmsg. */
+static void send_fds(int fd, const char *str, const int *fds, unsigned n)
+{
+	union {
+		char buf[CMSG_SPACE(sizeof(int) * 8)];
+		struct cmsghdr align;
+	} cbuf;
+	struct iovec iov = { (void *)str, strlen(str) };
+	struct msghdr mh = { .msg_iov = &iov, .msg_iovlen = 1 };
+	struct cmsghdr *cm;
+
+	assert_true(n <= 8);
+	memset(&cbuf, 0, sizeof(cbuf));
+	if (n) {
+		mh.msg_control = cbuf.buf;
+		mh.msg_controllen = CMSG_SPACE(sizeof(int) * n);
+		cm = CMSG_FIRSTHDR(&mh);
+		cm->cmsg_level = SOL_SOCKET;
+		cm->cmsg_type = SCM_RIGHTS;
+		cm->cmsg_len = CMSG_LEN(sizeof(int) * n);
+		memcpy(CMSG_DATA(cm), fds, sizeof(int) * n);
+	}
+	assert_int_equal(sendmsg(fd, &mh, 0), (ssize_t)strlen(str));
+}
+
+/* One request line carrying fd; the answer. */
+static json_t *request_fd(fixture_t *f, const char *line, int fd)
+{
+	char buf[1024];
+
+	snprintf(buf, sizeof(buf), "%s\n", line);
+	send_fds(f->fd, buf, &fd, 1);
+	pump(&f->ctl);
+	return read_json(f->fd);
+}
+
+/*
+ * A pipe whose write end is passed: once every copy of the write end is
+ * closed, the read end sees end of file. So a test can tell whether the
+ * server still holds the fd it was given.
+ */
+typedef struct probe {
+	int r, w;
+} probe_t;
+
+static probe_t probe_new(void)
+{
+	int p[2];
+
+	assert_int_equal(pipe2(p, O_CLOEXEC | O_NONBLOCK), 0);
+	return (probe_t){ p[0], p[1] };
+}
+
+/* Drops the test's own copy of the write end: only the server's remains. */
+static void probe_give(probe_t *p)
+{
+	close(p->w);
+	p->w = -1;
+}
+
+static bool probe_held(const probe_t *p)
+{
+	struct pollfd pf = { .fd = p->r, .events = POLLIN };
+
+	return poll(&pf, 1, 0) == 0;
+}
+
+static void probe_free(probe_t *p)
+{
+	if (p->w >= 0)
+		close(p->w);
+	close(p->r);
+}
+
+static int named(control_t *c, const char *name)
+{
+	for (int i = 0; i < CONTROL_MAX_FDS; i++)
+		if (c->fds[i].fd >= 0 && !strcmp(c->fds[i].name, name))
+			return c->fds[i].fd;
+	return -1;
+}
+
+static void test_getfd_closefd(void **state)
+{
+	fixture_t *f = *state;
+	probe_t a = probe_new(), b = probe_new(), c = probe_new();
+	json_t *j;
+	int fd;
+
+	negotiate(f);
+	/* No fd with the request. */
+	assert_error(request(f, "{\"execute\": \"getfd\", \"arguments\": "
+			     "{\"fdname\": \"mig\"}}"), "GenericError",
+		     "No file descriptor supplied via SCM_RIGHTS");
+	assert_error(request_fd(f, "{\"execute\": \"getfd\"}", a.w),
+		     "GenericError", "Parameter 'fdname' is missing");
+	/* Kept under its name, close-on-exec. */
+	j = request_fd(f, "{\"execute\": \"getfd\", \"arguments\": "
+		       "{\"fdname\": \"mig\"}, \"id\": 7}", a.w);
+	assert_int_equal(json_object_size(assert_return(j)), 0);
+	assert_int_equal(json_integer_value(json_object_get(j, "id")), 7);
+	json_decref(j);
+	probe_give(&a);
+	assert_true(probe_held(&a));
+	assert_int_equal(control_nfds(&f->ctl), 1);
+	fd = named(&f->ctl, "mig");
+	assert_true(fd >= 0);
+	assert_true(fcntl(fd, F_GETFD) & FD_CLOEXEC);
+	/* The same name again: the old fd is closed, the new one kept. */
+	j = request_fd(f, "{\"execute\": \"getfd\", \"arguments\": "
+		       "{\"fdname\": \"mig\"}}", b.w);
+	assert_return(j);
+	json_decref(j);
+	probe_give(&b);
+	assert_false(probe_held(&a));
+	assert_true(probe_held(&b));
+	assert_int_equal(control_nfds(&f->ctl), 1);
+	/* closefd */
+	assert_error(request(f, "{\"execute\": \"closefd\", \"arguments\": "
+			     "{\"fdname\": \"nope\"}}"), "GenericError",
+		     "File descriptor named 'nope' not found");
+	j = request(f, "{\"execute\": \"closefd\", \"arguments\": "
+		    "{\"fdname\": \"mig\"}}");
+	assert_return(j);
+	json_decref(j);
+	assert_false(probe_held(&b));
+	assert_int_equal(control_nfds(&f->ctl), 0);
+	assert_error(request(f, "{\"execute\": \"closefd\", \"arguments\": "
+			     "{\"fdname\": \"mig\"}}"), "GenericError",
+		     "not found");
+	/* Bad names: the fd is not kept. */
+	assert_error(request_fd(f, "{\"execute\": \"getfd\", \"arguments\": "
+				"{\"fdname\": \"3fd\"}}", c.w), "GenericError",
+		     "not starting with a digit");
+	assert_error(request_fd(f, "{\"execute\": \"getfd\", \"arguments\": "
+				"{\"fdname\": \"\"}}", c.w), "GenericError",
+		     "fdname");
+	assert_error(request_fd(f, "{\"execute\": \"getfd\", \"arguments\": "
+				"{\"fdname\": \"a\\nb\"}}", c.w),
+		     "GenericError", "control characters");
+	probe_give(&c);
+	assert_false(probe_held(&c));
+	assert_int_equal(control_nfds(&f->ctl), 0);
+	probe_free(&a);
+	probe_free(&b);
+	probe_free(&c);
+}
+
+/* An fd with any other command, or with an unparsable line, is closed. */
+static void test_fd_with_other_command(void **state)
+{
+	fixture_t *f = *state;
+	probe_t a = probe_new(), b = probe_new(), c = probe_new();
+	json_t *g, *j;
+
+	/* Before negotiation: refused, not kept. */
+	g = read_json(f->fd);
+	json_decref(g);
+	assert_error(request_fd(f, "{\"execute\": \"getfd\", \"arguments\": "
+				"{\"fdname\": \"x\"}}", a.w), "CommandNotFound",
+		     "qmp_capabilities");
+	probe_give(&a);
+	assert_false(probe_held(&a));
+	j = request(f, "{\"execute\": \"qmp_capabilities\"}");
+	json_decref(j);
+	j = request_fd(f, "{\"execute\": \"query-status\"}", b.w);
+	assert_return(j);
+	json_decref(j);
+	probe_give(&b);
+	assert_false(probe_held(&b));
+	assert_error(request_fd(f, "{not json", c.w), "GenericError",
+		     "JSON parse error");
+	probe_give(&c);
+	assert_false(probe_held(&c));
+	assert_int_equal(control_nfds(&f->ctl), 0);
+	probe_free(&a);
+	probe_free(&b);
+	probe_free(&c);
+}
+
+/* The fd belongs to the line it was sent with, however the bytes were
+ * split or merged on the way. */
+static void test_fd_line_attachment(void **state)
+{
+	fixture_t *f = *state;
+	probe_t a = probe_new(), b = probe_new(), c = probe_new();
+	int two[2];
+	json_t *j;
+
+	negotiate(f);
+	/* A plain line, then getfd with the fd, read by the server at once. */
+	send_str(f->fd, "{\"execute\": \"query-status\", \"id\": 1}\n");
+	send_fds(f->fd, "{\"execute\": \"getfd\", \"arguments\": "
+		 "{\"fdname\": \"one\"}, \"id\": 2}\n", &a.w, 1);
+	pump(&f->ctl);
+	j = read_json(f->fd);
+	assert_int_equal(json_integer_value(json_object_get(j, "id")), 1);
+	json_decref(j);
+	j = read_json(f->fd);
+	assert_int_equal(json_integer_value(json_object_get(j, "id")), 2);
+	assert_return(j);
+	json_decref(j);
+	probe_give(&a);
+	assert_true(probe_held(&a));
+	/* The start of a getfd line, then its end with the fd. */
+	send_str(f->fd, "{\"execute\": \"getfd\", ");
+	pump(&f->ctl);
+	assert_true(nothing_to_read(f->fd));
+	send_fds(f->fd, "\"arguments\": {\"fdname\": \"two\"}}\n", &b.w, 1);
+	pump(&f->ctl);
+	j = read_json(f->fd);
+	assert_return(j);
+	json_decref(j);
+	probe_give(&b);
+	assert_true(probe_held(&b));
+	/* Two fds in one message: the first is kept, the second closed. */
+	two[0] = c.w;
+	two[1] = a.r;	/* any fd will do */
+	send_fds(f->fd, "{\"execute\": \"getfd\", \"arguments\": "
+		 "{\"fdname\": \"three\"}}\n", two, 2);
+	pump(&f->ctl);
+	j = read_json(f->fd);
+	assert_return(j);
+	json_decref(j);
+	probe_give(&c);
+	assert_true(probe_held(&c));
+	assert_int_equal(control_nfds(&f->ctl), 3);
+	/* Everything is closed with the server. */
+	control_close(&f->ctl);
+	assert_false(probe_held(&a));
+	assert_false(probe_held(&b));
+	assert_false(probe_held(&c));
+	probe_free(&a);
+	probe_free(&b);
+	probe_free(&c);
+}
+
+/* At most CONTROL_MAX_FDS names. */
+static void test_fd_limit(void **state)
+{
+	fixture_t *f = *state;
+	probe_t p[CONTROL_MAX_FDS + 1];
+	char line[128];
+	json_t *j;
+
+	negotiate(f);
+	for (int i = 0; i <= CONTROL_MAX_FDS; i++) {
+		p[i] = probe_new();
+		snprintf(line, sizeof(line), "{\"execute\": \"getfd\", "
+			 "\"arguments\": {\"fdname\": \"fd%d\"}}", i);
+		j = request_fd(f, line, p[i].w);
+		probe_give(&p[i]);
+		if (i < CONTROL_MAX_FDS) {
+			assert_return(j);
+			json_decref(j);
+			assert_true(probe_held(&p[i]));
+		} else {
+			assert_error(j, "GenericError", "at most 8");
+			assert_false(probe_held(&p[i]));
+		}
+	}
+	assert_int_equal(control_nfds(&f->ctl), CONTROL_MAX_FDS);
+	/* Reusing a name still works when full. */
+	{
+		probe_t q = probe_new();
+
+		j = request_fd(f, "{\"execute\": \"getfd\", \"arguments\": "
+			       "{\"fdname\": \"fd0\"}}", q.w);
+		assert_return(j);
+		json_decref(j);
+		probe_give(&q);
+		assert_true(probe_held(&q));
+		assert_false(probe_held(&p[0]));
+		probe_free(&q);
+	}
+	for (int i = 0; i <= CONTROL_MAX_FDS; i++)
+		probe_free(&p[i]);
+}
+
+/* migrate fd:NAME hands the named fd over, once; unknown names fail. */
+static void test_migrate_fd(void **state)
+{
+	fixture_t *f = *state;
+	probe_t a = probe_new();
+	json_t *j;
+
+	negotiate(f);
+	assert_error(request(f, "{\"execute\": \"migrate\", \"arguments\": "
+			     "{\"uri\": \"fd:nope\"}}"), "GenericError",
+		     "File descriptor named 'nope' has not been found");
+	assert_int_equal(f->vm.migrates, 0);
+	j = request_fd(f, "{\"execute\": \"getfd\", \"arguments\": "
+		       "{\"fdname\": \"mig\"}}", a.w);
+	assert_return(j);
+	json_decref(j);
+	probe_give(&a);
+	/* A migrate that fails leaves the fd named. */
+	f->vm.migrating = true;
+	assert_error(request(f, "{\"execute\": \"migrate\", \"arguments\": "
+			     "{\"uri\": \"fd:mig\"}}"), "GenericError",
+		     "in progress");
+	assert_int_equal(control_nfds(&f->ctl), 1);
+	f->vm.migrating = false;
+	j = request(f, "{\"execute\": \"migrate\", \"arguments\": "
+		    "{\"uri\": \"fd:mig\", \"live\": false}}");
+	assert_return(j);
+	json_decref(j);
+	assert_int_equal(f->vm.migrates, 1);
+	assert_string_equal(f->vm.mig.uri, "fd:mig");
+	assert_false(f->vm.mig.live);
+	/* The migration owns it now: not named, not closed. */
+	assert_true(f->vm.mig.fd >= 0);
+	assert_int_equal(control_nfds(&f->ctl), 0);
+	assert_true(probe_held(&a));
+	close(f->vm.mig.fd);
+	assert_false(probe_held(&a));
+	/* Used up. */
+	f->vm.migrating = false;
+	assert_error(request(f, "{\"execute\": \"migrate\", \"arguments\": "
+			     "{\"uri\": \"fd:mig\"}}"), "GenericError",
+		     "has not been found");
+	/* tcp: and file: get no fd. */
+	j = request(f, "{\"execute\": \"migrate\", \"arguments\": "
+		    "{\"uri\": \"tcp:127.0.0.1:4444\"}}");
+	assert_return(j);
+	json_decref(j);
+	assert_int_equal(f->vm.mig.fd, -1);
+	probe_free(&a);
+}
+
+static void test_name_power_reset(void **state)
+{
+	fixture_t *f = *state;
+	json_t *j;
+
+	negotiate(f);
+	j = request(f, "{\"execute\": \"query-name\"}");
+	assert_int_equal(json_object_size(assert_return(j)), 0);
+	json_decref(j);
+	control_set_name(&f->ctl, "vm1");
+	j = request(f, "{\"execute\": \"query-name\"}");
+	assert_string_equal(json_string_value(json_object_get(assert_return(j),
+							      "name")), "vm1");
+	json_decref(j);
+	j = request(f, "{\"execute\": \"system_powerdown\"}");
+	assert_return(j);
+	json_decref(j);
+	j = request(f, "{\"execute\": \"system_reset\"}");
+	assert_return(j);
+	json_decref(j);
+	assert_int_equal(f->vm.powerdowns, 1);
+	assert_int_equal(f->vm.resets, 1);
+	f->vm.fail_power = true;
+	assert_error(request(f, "{\"execute\": \"system_powerdown\"}"),
+		     "GenericError", "no power button");
+	assert_error(request(f, "{\"execute\": \"system_reset\"}"),
+		     "GenericError", "in progress");
+	assert_error(request(f, "{\"execute\": \"system_reset\", "
+			     "\"arguments\": {\"x\": 1}}"), "GenericError",
+		     "Parameter 'x' is unexpected");
+	assert_int_equal(f->vm.powerdowns, 1);
+	assert_int_equal(f->vm.resets, 1);
+	/* A monitor without them answers, never crashes. */
+	f->ctl.ops = &bare_ops;
+	assert_error(request(f, "{\"execute\": \"system_powerdown\"}"),
+		     "GenericError", "not available");
+	assert_error(request(f, "{\"execute\": \"system_reset\"}"),
+		     "GenericError", "not available");
+	assert_error(request(f, "{\"execute\": \"migrate\", \"arguments\": "
+			     "{\"uri\": \"tcp:h:1\"}}"), "GenericError",
+		     "not available");
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -834,6 +1264,12 @@ int main(void)
 		cmocka_unit_test_setup_teardown(test_framing, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_disconnect_mid_line, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_migrate_commands, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_getfd_closefd, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_fd_with_other_command, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_fd_line_attachment, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_fd_limit, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_migrate_fd, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_name_power_reset, setup, teardown),
 		cmocka_unit_test(test_listen_lifecycle),
 		cmocka_unit_test(test_write_file_atomic),
 	};

@@ -8,9 +8,11 @@
 #include <stdarg.h>
 #include <stddef.h>
 #include <stdint.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
+#include <unistd.h>
 
 #include <cmocka.h>
 #include <libfdt.h>
@@ -20,8 +22,10 @@
 #include "devices/rtc.h"
 #include "devices/syscon.h"
 #include "devices/uart.h"
+#include "machine/fdt.h"
 #include "machine/machine.h"
 #include "machine/state.h"
+#include "migration/savevm.h"
 
 /* PLIC register addresses */
 #define PLIC_PRIO(src)	    (MEM_PLIC_BASE + 4ull * (src))
@@ -971,6 +975,230 @@ static void test_registration(void **state)
 	assert_null(machine_find_device(&f->m, MEM_UART_BASE + 0x100, 1));
 }
 
+/* ---- state-only registry entries ---- */
+
+typedef struct extra_state {
+	uint32_t a;
+	uint32_t pad;
+	uint64_t b;
+} extra_state_t;
+
+static const state_field_t extra_fields[] = {
+	STATE_U32(extra_state_t, a),
+	STATE_U64(extra_state_t, b),
+};
+
+static int extra_check(const void *obj, char *err, size_t errlen)
+{
+	const extra_state_t *s = obj;
+
+	if (s->a > 100) {
+		snprintf(err, errlen, "extra: a = %u", s->a);
+		return -1;
+	}
+	return 0;
+}
+
+static const state_desc_t extra_desc = {
+	.name = "extra",
+	.version = 1,
+	.min_version = 1,
+	.size = sizeof(extra_state_t),
+	.fields = extra_fields,
+	.nfields = STATE_NFIELDS(extra_fields),
+	.check = extra_check,
+};
+
+/* The objects whose post_load ran, in order. */
+static void *post_log[8];
+static unsigned npost;
+
+static int extra_post_load(void *dev)
+{
+	if (npost < 8)
+		post_log[npost++] = dev;
+	return 0;
+}
+
+static int extra_fdt(void *dev, void *fdt, int soc, struct machine *m)
+{
+	int node = fdt_add_subnode(fdt, soc, "extra");
+
+	(void)dev;
+	(void)m;
+	return node < 0 ? node : 0;
+}
+
+static uint64_t extra_read(void *dev, uint64_t off, unsigned size)
+{
+	(void)dev;
+	(void)off;
+	(void)size;
+	return 0x5a;
+}
+
+static void extra_write(void *dev, uint64_t off, uint64_t val, unsigned size)
+{
+	(void)dev;
+	(void)off;
+	(void)val;
+	(void)size;
+}
+
+static const device_ops_t extra_ops = {.post_load = extra_post_load};
+static const device_ops_t extra_fdt_ops = {.post_load = extra_post_load,
+					   .fdt = extra_fdt};
+static const device_ops_t extra_read_ops = {.read = extra_read};
+static const device_ops_t extra_write_ops = {.write = extra_write};
+
+static int add_state_only(machine_t *m, const char *name,
+			  const device_ops_t *ops, extra_state_t *obj)
+{
+	return machine_add_device(m, &(device_t){
+					     .name = name,
+					     .ops = ops,
+					     .dev = obj,
+					     .state = obj ? &extra_desc : NULL,
+					     .state_obj = obj,
+				     });
+}
+
+/* The entries the test adds: two state-only ones and an MMIO one at 0. */
+static void add_extras(machine_t *m, extra_state_t *e1, extra_state_t *e2)
+{
+	assert_int_equal(add_state_only(m, "extra1", &extra_ops, e1), 0);
+	/* Two state-only entries, both "at" 0: no conflict. */
+	assert_int_equal(add_state_only(m, "extra2", &extra_fdt_ops, e2), 0);
+	/* An MMIO range over base 0 does not conflict with them either. */
+	assert_int_equal(machine_add_device(m, &(device_t){
+						       .name = "low",
+						       .base = 0,
+						       .size = 0x1000,
+						       .ops = &extra_read_ops,
+					       }),
+			 0);
+}
+
+static void test_state_only_entry(void **state)
+{
+	fixture_t *f = *state, *g;
+	static extra_state_t e1, e2, g1, g2;
+	boot_params_t bp = {"console=ttyS0", 0, 0};
+	char err[256], *domain = NULL;
+	unsigned n0 = f->m.ndevices, i, nfdt = 0;
+	int soc, node, nodes = 0, fd;
+	uint64_t v = 0;
+	FILE *tmp;
+
+	assert_int_equal(add_state_only(&f->m, "extra1", &extra_ops, &e1), 0);
+	assert_int_equal(f->m.ndevices, n0 + 1);
+	/* MMIO dispatch never reaches it, not even at its base, 0. */
+	assert_null(machine_find_device(&f->m, 0, 1));
+	assert_false(machine_mmio_read(&f->m, 0, 4, &v));
+	assert_false(machine_mmio_write(&f->m, 0, 4, 1));
+	/* The other devices still dispatch. */
+	wr(f, UART(SCR), 1, 0x42);
+	assert_int_equal(rd(f, UART(SCR), 1), 0x42);
+
+	/* Names are unique among all entries, whichever kind. */
+	assert_int_equal(add_state_only(&f->m, "extra1", &extra_ops, &e2), -1);
+	assert_int_equal(add_state_only(&f->m, "uart", &extra_ops, &e2), -1);
+	assert_int_equal(machine_add_device(&f->m, &(device_t){
+							   .name = "extra1",
+							   .base = 0x3000,
+							   .size = 0x1000,
+							   .ops = &extra_ops,
+						   }),
+			 -1);
+	/* Malformed state-only entries. */
+	assert_int_equal(machine_add_device(&f->m, &(device_t){
+							   .name = "x",
+							   .base = 0x3000,
+							   .ops = &extra_ops,
+							   .state = &extra_desc,
+							   .state_obj = &e2,
+						   }),
+			 -1);
+	assert_int_equal(add_state_only(&f->m, "x", &extra_read_ops, &e2), -1);
+	assert_int_equal(add_state_only(&f->m, "x", &extra_write_ops, &e2),
+			 -1);
+	assert_int_equal(add_state_only(&f->m, "x", &extra_ops, NULL), -1);
+	assert_int_equal(add_state_only(&f->m, "x", NULL, &e2), -1);
+	assert_int_equal(add_state_only(&f->m, "", &extra_ops, &e2), -1);
+	assert_int_equal(f->m.ndevices, n0 + 1);
+
+	assert_int_equal(add_state_only(&f->m, "extra2", &extra_fdt_ops, &e2),
+			 0);
+	assert_int_equal(machine_add_device(&f->m, &(device_t){
+							   .name = "low",
+							   .base = 0,
+							   .size = 0x1000,
+							   .ops = &extra_read_ops,
+						   }),
+			 0);
+	/* Address 0 now belongs to the MMIO entry alone. */
+	assert_string_equal(machine_find_device(&f->m, 0, 4)->name, "low");
+	assert_true(machine_mmio_read(&f->m, 0, 4, &v));
+	assert_int_equal(v, 0x5a);
+
+	/*
+	 * Device tree: a node only for entries with an fdt op, extra2's
+	 * among them; extra1 has none.
+	 */
+	if (fdt_build(&f->m, &bp, err, sizeof(err)))
+		fail_msg("fdt_build: %s", err);
+	soc = fdt_path_offset(f->m.fdt, "/soc");
+	assert_true(soc >= 0);
+	fdt_for_each_subnode(node, f->m.fdt, soc)
+		nodes++;
+	for (i = 0; i < f->m.ndevices; i++)
+		nfdt += f->m.devices[i].ops->fdt != NULL;
+	assert_int_equal(nodes, nfdt);
+	assert_true(fdt_path_offset(f->m.fdt, "/soc/extra") >= 0);
+
+	/*
+	 * A snapshot carries the sections by name into a machine built the
+	 * same way; post_load runs in registration order.
+	 */
+	e1 = (extra_state_t){.a = 7, .b = 0x1122334455667788ull};
+	e2 = (extra_state_t){.a = 9, .b = 1};
+	g = fixture_new();
+	memset(&g1, 0, sizeof(g1));
+	memset(&g2, 0, sizeof(g2));
+	add_extras(&g->m, &g1, &g2);
+	tmp = tmpfile();
+	assert_non_null(tmp);
+	fd = fileno(tmp);
+	if (savevm_save(&f->m, NULL, fd, err, sizeof(err)))
+		fail_msg("savevm_save: %s", err);
+	assert_int_equal(lseek(fd, 0, SEEK_SET), 0);
+	npost = 0;
+	if (savevm_load(&g->m, fd, &domain, err, sizeof(err)))
+		fail_msg("savevm_load: %s", err);
+	free(domain);
+	assert_memory_equal(&g1, &e1, sizeof(e1));
+	assert_memory_equal(&g2, &e2, sizeof(e2));
+	assert_int_equal(npost, 2);
+	assert_ptr_equal(post_log[0], &g1);
+	assert_ptr_equal(post_log[1], &g2);
+
+	/* A section its check hook refuses stops the load. */
+	e2.a = 200;
+	g2.a = 3;
+	assert_int_equal(ftruncate(fd, 0), 0);
+	assert_int_equal(lseek(fd, 0, SEEK_SET), 0);
+	if (savevm_save(&f->m, NULL, fd, err, sizeof(err)))
+		fail_msg("savevm_save: %s", err);
+	assert_int_equal(lseek(fd, 0, SEEK_SET), 0);
+	assert_int_not_equal(savevm_load(&g->m, fd, NULL, err, sizeof(err)),
+			     0);
+	assert_non_null(strstr(err, "a = 200"));
+	assert_int_equal(g2.a, 3);
+	fclose(tmp);
+	machine_destroy(&g->m);
+	free(g);
+}
+
 #define T(fn) cmocka_unit_test_setup_teardown(fn, setup, teardown)
 
 int main(void)
@@ -991,6 +1219,7 @@ int main(void)
 		T(test_state_check),
 		T(test_fdt_nodes),
 		T(test_registration),
+		T(test_state_only_entry),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);

@@ -2,7 +2,9 @@
 /*
  * Live migration inside one process: two machines, each with its hart,
  * over loopback TCP; the policy; refusal before anything moves; a
- * destination that goes away; cancel; migration to a file.
+ * destination that goes away; cancel; migration to a file; migration over
+ * given file descriptors (fd:NAME, --incoming fd:N) with the domain config
+ * travelling along; the destination's last word before it confirms.
  */
 #include <errno.h>
 #include <fcntl.h>
@@ -16,7 +18,9 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/mman.h>
 #include <sys/socket.h>
+#include <sys/stat.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -92,6 +96,8 @@ typedef struct side {
 	bool paused, handed_over, done, ok;
 	int pauses, resumes;
 	char err[256];
+	int commits;		/* incoming_commit calls */
+	bool refuse_commit;	/* incoming_commit fails */
 } side_t;
 
 static void h_pause(void *o)
@@ -126,8 +132,24 @@ static void h_incoming_done(void *o, bool ok, const char *err)
 	snprintf(s->err, sizeof(s->err), "%s", err);
 }
 
+static int h_incoming_commit(void *o, char *err, size_t errlen)
+{
+	side_t *s = o;
+
+	s->commits++;
+	if (s->refuse_commit) {
+		snprintf(err, errlen, "the parent is gone");
+		return -1;
+	}
+	return 0;
+}
+
 static const migrate_hooks_t hooks = {
-	h_pause, h_resume, h_handed_over, h_incoming_done,
+	.pause = h_pause,
+	.resume = h_resume,
+	.handed_over = h_handed_over,
+	.incoming_done = h_incoming_done,
+	.incoming_commit = h_incoming_commit,
 };
 
 static void step(side_t *s)
@@ -465,7 +487,7 @@ static void test_file(void **state)
 	assert_true(src.handed_over);
 	fd = open(path, O_RDONLY);
 	assert_true(fd >= 0);
-	if (savevm_load(b, fd, err, sizeof(err)))
+	if (savevm_load(b, fd, NULL, err, sizeof(err)))
 		fail_msg("loading the file: %s", err);
 	close(fd);
 	assert_same(src.m, b);
@@ -497,6 +519,298 @@ static void test_bad_uri(void **state)
 	destroy(m);
 }
 
+/* ---- given file descriptors ---- */
+
+static bool fd_open(int fd)
+{
+	return fcntl(fd, F_GETFD) >= 0;
+}
+
+/*
+ * fd:NAME on one end of a connected socket pair, --incoming fd:N on the
+ * other: live, with the back channel; the DOMAIN text arrives.
+ */
+static void test_fd_socket(void **state)
+{
+	side_t src = { .m = build(RAM_BYTES), .run = true };
+	side_t dst = { .m = build(RAM_BYTES) };
+	migrate_params_t p = params();
+	char err[256], *domain;
+	int sv[2];
+
+	(void)state;
+	assert_int_equal(socketpair(AF_UNIX, SOCK_STREAM, 0, sv), 0);
+	put_program(src.m);
+	hart_run(&src.m->harts[0], 10000);
+	/* A connected socket: taken as it is, no accept. */
+	assert_int_equal(migrate_incoming_start(&dst.mg, dst.m, sv[1], 5000,
+						&hooks, &dst, err, sizeof(err)), 0);
+	p.domain = "name = \"vm1\"\nmemory = 8\n";
+	p.max_rounds = 2;
+	p.downtime_ms = 0;
+	assert_int_equal(migrate_start_fd(&src.mg, src.m, sv[0], "fd:mig", &p,
+					  &hooks, &src, err, sizeof(err)), 0);
+	assert_int_equal(run_both(&src, &dst), MIGRATE_COMPLETED);
+	assert_true(src.handed_over);
+	if (!dst.ok)
+		fail_msg("destination: %s", dst.err);
+	assert_int_equal(dst.commits, 1);
+	assert_same(src.m, dst.m);
+	domain = migrate_incoming_domain(dst.mg);
+	assert_non_null(domain);
+	assert_string_equal(domain, "name = \"vm1\"\nmemory = 8\n");
+	free(domain);
+	assert_null(migrate_incoming_domain(dst.mg));
+	/* The sender had none to give back: a source has no incoming one. */
+	assert_null(migrate_incoming_domain(src.mg));
+	migrate_free(src.mg);
+	migrate_free(dst.mg);
+	/* Both ends belonged to the migrations, which closed them. */
+	assert_false(fd_open(sv[0]));
+	assert_false(fd_open(sv[1]));
+	destroy(src.m);
+	destroy(dst.m);
+}
+
+/* The destination's commit hook says no: the source is told and keeps
+ * its VM; nothing is confirmed. */
+static void test_commit_refused(void **state)
+{
+	side_t src = { .m = build(RAM_BYTES), .run = true };
+	side_t dst = { .m = build(RAM_BYTES), .refuse_commit = true };
+	migrate_params_t p = params();
+	char err[256];
+	migrate_info_t i;
+	uint64_t a0;
+	int sv[2];
+
+	(void)state;
+	assert_int_equal(socketpair(AF_UNIX, SOCK_STREAM, 0, sv), 0);
+	put_program(src.m);
+	assert_int_equal(migrate_incoming_start(&dst.mg, dst.m, sv[1], 5000,
+						&hooks, &dst, err, sizeof(err)), 0);
+	assert_int_equal(migrate_start_fd(&src.mg, src.m, sv[0], "fd:mig", &p,
+					  &hooks, &src, err, sizeof(err)), 0);
+	assert_int_equal(run_both(&src, &dst), MIGRATE_FAILED);
+	migrate_get_info(src.mg, &i);
+	assert_non_null(strstr(i.error, "refused: the parent is gone"));
+	assert_false(src.handed_over);
+	assert_int_equal(src.pauses, src.resumes);
+	assert_int_equal(dst.commits, 1);
+	assert_true(dst.done);
+	assert_false(dst.ok);
+	assert_non_null(strstr(dst.err, "the parent is gone"));
+	assert_null(migrate_incoming_domain(dst.mg));
+	a0 = src.m->harts[0].s.x[A0];
+	hart_run(&src.m->harts[0], 1000);
+	assert_true(src.m->harts[0].s.x[A0] > a0);
+	migrate_free(src.mg);
+	migrate_free(dst.mg);
+	destroy(src.m);
+	destroy(dst.m);
+}
+
+/* fd:NAME on a regular file: offline, written where the fd stands, the
+ * source hands over; the file loads with its domain config. */
+static void test_fd_file(void **state)
+{
+	side_t src = { .m = build(RAM_BYTES), .run = true };
+	machine_t *b = build(RAM_BYTES);
+	migrate_params_t p = params();
+	char path[] = "/tmp/tern-migrate-fd-XXXXXX", err[256], *domain = NULL;
+	int fd = mkstemp(path), rfd;
+
+	(void)state;
+	assert_true(fd >= 0);
+	put_program(src.m);
+	hart_run(&src.m->harts[0], 100000);
+	p.domain = "name = 'file'\n";
+	assert_int_equal(migrate_start_fd(&src.mg, src.m, fd, "fd:file", &p,
+					  &hooks, &src, err, sizeof(err)), 0);
+	assert_int_equal(run_both(&src, NULL), MIGRATE_COMPLETED);
+	assert_int_equal(src.pauses, 1);
+	assert_true(src.handed_over);
+	rfd = open(path, O_RDONLY);
+	assert_true(rfd >= 0);
+	if (savevm_load(b, rfd, &domain, err, sizeof(err)))
+		fail_msg("loading the file: %s", err);
+	close(rfd);
+	assert_string_equal(domain, "name = 'file'\n");
+	free(domain);
+	assert_same(src.m, b);
+	/* ternd reads it back without loading. */
+	assert_int_equal(savevm_read_domain_config(path, &domain, err,
+						   sizeof(err)), 0);
+	assert_string_equal(domain, "name = 'file'\n");
+	free(domain);
+	unlink(path);
+	migrate_free(src.mg);
+	assert_false(fd_open(fd));
+	destroy(src.m);
+	destroy(b);
+}
+
+typedef struct pipe_reader {
+	int fd;
+	int out;		/* memfd the bytes go to */
+} pipe_reader_t;
+
+static void *pipe_main(void *arg)
+{
+	pipe_reader_t *r = arg;
+	char buf[65536];
+	ssize_t n;
+
+	while ((n = read(r->fd, buf, sizeof(buf))) > 0)
+		assert_int_equal(write(r->out, buf, (size_t)n), n);
+	close(r->fd);
+	return NULL;
+}
+
+/* fd:NAME on a pipe: the stream goes through it (a pipe is small: the
+ * writer waits for the reader many times). */
+static void test_fd_pipe(void **state)
+{
+	side_t src = { .m = build(RAM_BYTES), .run = true };
+	machine_t *b = build(RAM_BYTES);
+	migrate_params_t p = params();
+	pipe_reader_t r;
+	char err[256];
+	pthread_t t;
+	int pfd[2];
+
+	(void)state;
+	assert_int_equal(pipe(pfd), 0);
+	r.fd = pfd[0];
+	r.out = memfd_create("pipe-out", MFD_CLOEXEC);
+	assert_true(r.out >= 0);
+	put_program(src.m);
+	memset(src.m->ram.host + (4u << 20), 0x77, 1u << 20);
+	pthread_create(&t, NULL, pipe_main, &r);
+	assert_int_equal(migrate_start_fd(&src.mg, src.m, pfd[1], "fd:pipe", &p,
+					  &hooks, &src, err, sizeof(err)), 0);
+	assert_int_equal(run_both(&src, NULL), MIGRATE_COMPLETED);
+	assert_true(src.handed_over);
+	pthread_join(t, NULL);	/* EOF: the migration closed its end */
+	assert_int_equal(lseek(r.out, 0, SEEK_SET), 0);
+	if (savevm_load(b, r.out, NULL, err, sizeof(err)))
+		fail_msg("loading what the pipe carried: %s", err);
+	assert_same(src.m, b);
+	close(r.out);
+	migrate_free(src.mg);
+	destroy(src.m);
+	destroy(b);
+}
+
+/* A pipe nobody reads: the writer waits, and a cancel still ends it at
+ * once (a pipe cannot be shut down as a socket can). */
+static void test_fd_pipe_cancel(void **state)
+{
+	side_t src = { .m = build(RAM_BYTES), .run = true };
+	migrate_params_t p = params();
+	migrate_info_t i;
+	char err[256];
+	uint64_t t0;
+	int pfd[2];
+
+	(void)state;
+	p.io_timeout_ms = 20000;
+	assert_int_equal(pipe(pfd), 0);
+	put_program(src.m);
+	memset(src.m->ram.host + (1u << 20), 0xa5, 4u << 20);
+	assert_int_equal(migrate_start_fd(&src.mg, src.m, pfd[1], "fd:pipe", &p,
+					  &hooks, &src, err, sizeof(err)), 0);
+	t0 = now_ms();
+	while (now_ms() - t0 < 300)
+		step(&src);
+	migrate_get_info(src.mg, &i);
+	assert_true(i.status == MIGRATE_ACTIVE || i.status == MIGRATE_SETUP);
+	t0 = now_ms();
+	migrate_cancel(src.mg);
+	assert_int_equal(run_both(&src, NULL), MIGRATE_CANCELLED);
+	assert_true(now_ms() - t0 < 1000);
+	assert_int_equal(src.pauses, src.resumes);
+	assert_false(src.handed_over);
+	close(pfd[0]);
+	migrate_free(src.mg);
+	destroy(src.m);
+}
+
+/* What is not a socket, a file or a pipe, or cannot be written, is
+ * refused before anything starts, and the fd stays the caller's. */
+static void test_fd_refused(void **state)
+{
+	machine_t *m = build(RAM_BYTES);
+	migrate_params_t p = params();
+	migrate_t *mg = NULL;
+	char path[] = "/tmp/tern-migrate-ro-XXXXXX", err[256];
+	int fd, dgram[2];
+
+	(void)state;
+	fd = open("/dev/null", O_WRONLY);
+	assert_true(fd >= 0);
+	assert_int_equal(migrate_start_fd(&mg, m, fd, "fd:null", &p, &hooks,
+					  NULL, err, sizeof(err)), -1);
+	assert_non_null(strstr(err, "fd:null is neither a socket"));
+	assert_true(fd_open(fd));
+	close(fd);
+	fd = mkstemp(path);
+	assert_true(fd >= 0);
+	close(fd);
+	fd = open(path, O_RDONLY);
+	assert_int_equal(migrate_start_fd(&mg, m, fd, "fd:ro", &p, &hooks,
+					  NULL, err, sizeof(err)), -1);
+	assert_non_null(strstr(err, "not open for writing"));
+	assert_true(fd_open(fd));
+	close(fd);
+	unlink(path);
+	assert_int_equal(socketpair(AF_UNIX, SOCK_DGRAM, 0, dgram), 0);
+	assert_int_equal(migrate_start_fd(&mg, m, dgram[0], "fd:dgram", &p,
+					  &hooks, NULL, err, sizeof(err)), -1);
+	assert_non_null(strstr(err, "not a stream socket"));
+	assert_true(fd_open(dgram[0]));
+	assert_null(mg);
+	close(dgram[0]);
+	close(dgram[1]);
+	destroy(m);
+}
+
+/* --incoming fd:N: an open stream socket, made close-on-exec. */
+static void test_incoming_fd_checks(void **state)
+{
+	char uri[32], err[256];
+	int sv[2], fd, nfd;
+
+	(void)state;
+	assert_int_equal(socketpair(AF_UNIX, SOCK_STREAM, 0, sv), 0);
+	assert_false(fcntl(sv[0], F_GETFD) & FD_CLOEXEC);
+	snprintf(uri, sizeof(uri), "fd:%d", sv[0]);
+	assert_int_equal(migrate_incoming_listen(uri, err, sizeof(err)), sv[0]);
+	assert_true(fcntl(sv[0], F_GETFD) & FD_CLOEXEC);
+	close(sv[0]);
+	close(sv[1]);
+	/* Not open. */
+	nfd = open("/dev/null", O_RDONLY);
+	assert_true(nfd >= 0);
+	close(nfd);
+	snprintf(uri, sizeof(uri), "fd:%d", nfd);
+	assert_int_equal(migrate_incoming_listen(uri, err, sizeof(err)), -1);
+	assert_non_null(strstr(err, "is not open"));
+	/* Not a socket. */
+	fd = open("/dev/null", O_RDONLY);
+	snprintf(uri, sizeof(uri), "fd:%d", fd);
+	assert_int_equal(migrate_incoming_listen(uri, err, sizeof(err)), -1);
+	assert_non_null(strstr(err, "is not a socket"));
+	close(fd);
+	/* Not a number. */
+	assert_int_equal(migrate_incoming_listen("fd:", err, sizeof(err)), -1);
+	assert_int_equal(migrate_incoming_listen("fd:3x", err, sizeof(err)), -1);
+	assert_int_equal(migrate_incoming_listen("fd:-1", err, sizeof(err)), -1);
+	assert_int_equal(migrate_incoming_listen("fd:99999999999", err,
+						 sizeof(err)), -1);
+	assert_non_null(strstr(err, "fd:N"));
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -507,6 +821,13 @@ int main(void)
 		cmocka_unit_test(test_cancel),
 		cmocka_unit_test(test_file),
 		cmocka_unit_test(test_bad_uri),
+		cmocka_unit_test(test_fd_socket),
+		cmocka_unit_test(test_commit_refused),
+		cmocka_unit_test(test_fd_file),
+		cmocka_unit_test(test_fd_pipe),
+		cmocka_unit_test(test_fd_pipe_cancel),
+		cmocka_unit_test(test_fd_refused),
+		cmocka_unit_test(test_incoming_fd_checks),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);

@@ -4,6 +4,8 @@
  * built the same way has the same RAM and the same bytes in every state
  * section, and runs on identically; a destination that differs (RAM, disks,
  * devices) or a damaged stream is refused with a reason, never a crash.
+ * The domain config travels in an optional DOMAIN record and can be read
+ * back from a snapshot file without loading it.
  */
 #include <setjmp.h>
 #include <stdarg.h>
@@ -12,6 +14,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <fcntl.h>
 #include <sys/mman.h>
 #include <unistd.h>
 
@@ -170,7 +173,7 @@ static int save(machine_t *m)
 
 	assert_true(fd >= 0);
 	vclock_pause(&m->clock);
-	if (savevm_save(m, fd, err, sizeof(err)))
+	if (savevm_save(m, NULL, fd, err, sizeof(err)))
 		fail_msg("savevm_save: %s", err);
 	assert_int_equal(lseek(fd, 0, SEEK_SET), 0);
 	return fd;
@@ -198,7 +201,7 @@ static int load_bytes(machine_t *m, const uint8_t *buf, size_t len, char *err,
 	if (len)
 		assert_int_equal(write(fd, buf, len), (ssize_t)len);
 	assert_int_equal(lseek(fd, 0, SEEK_SET), 0);
-	rc = savevm_load(m, fd, err, errlen);
+	rc = savevm_load(m, fd, NULL, err, errlen);
 	close(fd);
 	return rc;
 }
@@ -246,7 +249,7 @@ static void test_round_trip(void **state)
 	/* b's RAM holds other data where a's pages are zero. */
 	memset(b->ram.host, 0xcc, 64 * RAM_PAGE_SIZE);
 	fd = save(a);
-	if (savevm_load(b, fd, err, sizeof(err)))
+	if (savevm_load(b, fd, NULL, err, sizeof(err)))
 		fail_msg("savevm_load: %s", err);
 	close(fd);
 	assert_same_machine(a, b);
@@ -660,7 +663,7 @@ static void test_determinism(void **state)
 	assert_true(n > 0);
 	assert_int_not_equal(a->harts[0].s.x[A0], 0);
 	fd = save(a);
-	if (savevm_load(b, fd, err, sizeof(err)))
+	if (savevm_load(b, fd, NULL, err, sizeof(err)))
 		fail_msg("savevm_load: %s", err);
 	close(fd);
 	assert_same_machine(a, b);
@@ -687,6 +690,307 @@ static void test_zero_pages_cheap(void **state)
 	destroy(a);
 }
 
+/* ---- the domain config (DOMAIN record) ---- */
+
+static const char domain_text[] =
+	"name = \"vm1\"\nmemory = 256\n"
+	"disk = [ 'file:/srv/vm1.img,vda,w' ]\n\t# tabs, quotes \"'\n";
+
+/* m saved with a domain config into a memfd, positioned at 0. */
+static int save_domain(machine_t *m, const char *domain)
+{
+	char err[256];
+	int fd = memfd_create("savevm-domain", MFD_CLOEXEC);
+
+	assert_true(fd >= 0);
+	vclock_pause(&m->clock);
+	if (savevm_save(m, domain, fd, err, sizeof(err)))
+		fail_msg("savevm_save: %s", err);
+	assert_int_equal(lseek(fd, 0, SEEK_SET), 0);
+	return fd;
+}
+
+static uint8_t *fd_bytes(int fd, size_t *len)
+{
+	off_t end = lseek(fd, 0, SEEK_END);
+	uint8_t *buf = malloc((size_t)end);
+
+	assert_non_null(buf);
+	assert_int_equal(pread(fd, buf, (size_t)end, 0), end);
+	*len = (size_t)end;
+	return buf;
+}
+
+/* Writes bytes into a fresh file; returns its path (static buffer). */
+static const char *file_with(const uint8_t *buf, size_t len)
+{
+	static char path[64];
+	int fd;
+
+	snprintf(path, sizeof(path), "/tmp/tern-savevm-dom-XXXXXX");
+	fd = mkstemp(path);
+	assert_true(fd >= 0);
+	if (len)
+		assert_int_equal(write(fd, buf, len), (ssize_t)len);
+	close(fd);
+	return path;
+}
+
+/* Saved, loaded: the same machine, and the text comes back intact. */
+static void test_domain_round_trip(void **state)
+{
+	machine_t *a = build(&base_cfg), *b = build(&base_cfg);
+	char err[256], *domain = (char *)"junk";
+	int fd;
+
+	(void)state;
+	fill_ram(a);
+	poke_devices(a);
+	fd = save_domain(a, domain_text);
+	if (savevm_load(b, fd, &domain, err, sizeof(err)))
+		fail_msg("savevm_load: %s", err);
+	close(fd);
+	assert_same_machine(a, b);
+	assert_non_null(domain);
+	assert_string_equal(domain, domain_text);
+	free(domain);
+	destroy(b);
+	/* Without one: NULL, and NULL asked for is fine too. */
+	b = build(&base_cfg);
+	fd = save(a);
+	domain = (char *)"junk";
+	if (savevm_load(b, fd, &domain, err, sizeof(err)))
+		fail_msg("savevm_load: %s", err);
+	assert_null(domain);
+	close(fd);
+	destroy(b);
+	b = build(&base_cfg);
+	fd = save_domain(a, domain_text);
+	if (savevm_load(b, fd, NULL, err, sizeof(err)))
+		fail_msg("savevm_load: %s", err);
+	close(fd);
+	destroy(a);
+	destroy(b);
+}
+
+/* The record right after MACHINE is DOMAIN, optional, body = the text. */
+static void test_domain_record_layout(void **state)
+{
+	machine_t *a = build(&base_cfg);
+	size_t len;
+	int fd = save_domain(a, "x = 1\n");
+	uint8_t *buf = fd_bytes(fd, &len);
+	size_t off = STREAM_HEADER_SIZE;
+	uint32_t mlen;
+
+	(void)state;
+	close(fd);
+	/* MACHINE */
+	assert_int_equal(buf[off] | buf[off + 1] << 8, STREAM_REC_MACHINE);
+	memcpy(&mlen, buf + off + 4, 4);
+	off += STREAM_REC_HEADER_SIZE + mlen + ((8 - mlen % 8) % 8) +
+	       STREAM_REC_TRAILER_SIZE;
+	/* DOMAIN, with the optional bit: older readers skip it. */
+	assert_int_equal(buf[off] | buf[off + 1] << 8, STREAM_REC_DOMAIN);
+	assert_int_equal(buf[off + 2] | buf[off + 3] << 8, STREAM_REC_OPTIONAL);
+	assert_int_equal(buf[off + 4], 6);
+	assert_memory_equal(buf + off + 8, "x = 1\n", 6);
+	free(buf);
+	destroy(a);
+}
+
+static void domain_twice(stream_t *s, machine_t *m)
+{
+	assert_int_equal(stream_write_domain(s, "a"), 0);
+	assert_int_equal(stream_write_domain(s, "b"), 0);
+	all_sections(s, m);
+}
+
+static void domain_late(stream_t *s, machine_t *m)
+{
+	all_sections(s, m);
+	assert_int_equal(stream_write_domain(s, "late"), 0);
+}
+
+static void domain_nul(stream_t *s, machine_t *m)
+{
+	/* A NUL byte inside the text: not a C string. */
+	assert_int_equal(stream_write_record(s, STREAM_REC_DOMAIN,
+					     STREAM_REC_OPTIONAL, "ab\0cd", 5),
+			 0);
+	all_sections(s, m);
+}
+
+static void domain_huge(stream_t *s, machine_t *m)
+{
+	static char big[STREAM_MAX_DOMAIN + 2];
+
+	memset(big, 'x', STREAM_MAX_DOMAIN + 1);
+	assert_int_equal(stream_write_domain(s, big), -1);
+	assert_non_null(strstr(s->err, "over the limit"));
+	/* Written anyway, by hand: the reader refuses it from its header. */
+	assert_int_equal(stream_write_record(s, STREAM_REC_DOMAIN,
+					     STREAM_REC_OPTIONAL, big,
+					     STREAM_MAX_DOMAIN + 1), 0);
+	all_sections(s, m);
+}
+
+static void test_domain_refused(void **state)
+{
+	static const struct {
+		sections_fn fn;
+		const char *want;
+	} cases[] = {
+		{ domain_twice, "a second domain config" },
+		{ domain_late, "domain config after guest memory" },
+		{ domain_nul, "NUL byte" },
+		{ domain_huge, "DOMAIN length 65537 over the limit 65536" },
+	};
+	machine_t *a = build(&base_cfg);
+
+	(void)state;
+	for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
+		machine_t *b = build(&base_cfg);
+		char err[256], *domain = (char *)"junk";
+		size_t len;
+		uint8_t *buf = custom_stream(a, cases[i].fn, true, &len);
+		int fd = memfd_create("dom", MFD_CLOEXEC);
+
+		assert_int_equal(write(fd, buf, len), (ssize_t)len);
+		assert_int_equal(lseek(fd, 0, SEEK_SET), 0);
+		assert_int_equal(savevm_load(b, fd, &domain, err, sizeof(err)),
+				 -1);
+		if (!strstr(err, cases[i].want))
+			fail_msg("case %zu: '%s' lacks '%s'", i, err,
+				 cases[i].want);
+		assert_null(domain);
+		close(fd);
+		free(buf);
+		destroy(b);
+	}
+	destroy(a);
+}
+
+/* savevm_read_domain_config: good, absent, truncated, corrupt, not one. */
+static void test_read_domain_config(void **state)
+{
+	machine_t *a = build(&base_cfg);
+	char err[256], *text;
+	size_t len;
+	int fd = save_domain(a, domain_text);
+	uint8_t *buf = fd_bytes(fd, &len);
+	const char *path;
+	uint32_t mlen;
+	size_t dom_at, dom_end;
+
+	(void)state;
+	close(fd);
+	memcpy(&mlen, buf + STREAM_HEADER_SIZE + 4, 4);
+	dom_at = STREAM_HEADER_SIZE + STREAM_REC_HEADER_SIZE + mlen +
+		 (8 - mlen % 8) % 8 + STREAM_REC_TRAILER_SIZE;
+	dom_end = dom_at + STREAM_REC_HEADER_SIZE + sizeof(domain_text) - 1 +
+		  (8 - (sizeof(domain_text) - 1) % 8) % 8 +
+		  STREAM_REC_TRAILER_SIZE;
+
+	/* Good. */
+	path = file_with(buf, len);
+	assert_int_equal(savevm_read_domain_config(path, &text, err,
+						   sizeof(err)), 0);
+	assert_non_null(text);
+	assert_string_equal(text, domain_text);
+	free(text);
+	unlink(path);
+
+	/* Cut right after DOMAIN: what ternd needs is all there. */
+	path = file_with(buf, dom_end);
+	assert_int_equal(savevm_read_domain_config(path, &text, err,
+						   sizeof(err)), 0);
+	assert_string_equal(text, domain_text);
+	free(text);
+	unlink(path);
+
+	/* Cut inside DOMAIN, inside MACHINE, inside the header; empty. */
+	{
+		const size_t cuts[] = { dom_end - 1, dom_at + 3,
+					STREAM_HEADER_SIZE + 20, 10, 0 };
+
+		for (size_t i = 0; i < sizeof(cuts) / sizeof(cuts[0]); i++) {
+			path = file_with(buf, cuts[i]);
+			text = (char *)"junk";
+			assert_int_equal(savevm_read_domain_config(path, &text,
+						err, sizeof(err)), -1);
+			assert_null(text);
+			assert_non_null(strstr(err, path));
+			unlink(path);
+		}
+	}
+
+	/* One bit flipped in the text: its checksum says so. */
+	buf[dom_at + STREAM_REC_HEADER_SIZE + 3] ^= 0x04;
+	path = file_with(buf, len);
+	assert_int_equal(savevm_read_domain_config(path, &text, err,
+						   sizeof(err)), -1);
+	assert_non_null(strstr(err, "checksum mismatch"));
+	unlink(path);
+	buf[dom_at + STREAM_REC_HEADER_SIZE + 3] ^= 0x04;
+
+	/* Not a snapshot at all. */
+	path = file_with((const uint8_t *)"name = \"vm1\"\nmemory = 256\n"
+			 "and some more text to fill a header", 60);
+	assert_int_equal(savevm_read_domain_config(path, &text, err,
+						   sizeof(err)), -1);
+	assert_non_null(strstr(err, "not a tern migration stream"));
+	unlink(path);
+	free(buf);
+
+	/* A snapshot without a domain config: 0 and NULL. */
+	fd = save(a);
+	buf = fd_bytes(fd, &len);
+	close(fd);
+	path = file_with(buf, len);
+	text = (char *)"junk";
+	assert_int_equal(savevm_read_domain_config(path, &text, err,
+						   sizeof(err)), 0);
+	assert_null(text);
+	unlink(path);
+	free(buf);
+
+	/* No such file; a directory. */
+	assert_int_equal(savevm_read_domain_config("/nonexistent/snap", &text,
+						   err, sizeof(err)), -1);
+	assert_non_null(strstr(err, "cannot open /nonexistent/snap"));
+	assert_int_equal(savevm_read_domain_config("/tmp", &text, err,
+						   sizeof(err)), -1);
+	assert_non_null(strstr(err, "not a regular file"));
+	destroy(a);
+}
+
+/* Save, restore, save again: the text survives each generation. */
+static void test_domain_generations(void **state)
+{
+	machine_t *a = build(&base_cfg), *b = build(&base_cfg);
+	char err[256], *domain = NULL, *again = NULL;
+	int fd;
+
+	(void)state;
+	fill_ram(a);
+	fd = save_domain(a, domain_text);
+	if (savevm_load(b, fd, &domain, err, sizeof(err)))
+		fail_msg("savevm_load: %s", err);
+	close(fd);
+	fd = save_domain(b, domain);
+	destroy(a);
+	a = build(&base_cfg);
+	if (savevm_load(a, fd, &again, err, sizeof(err)))
+		fail_msg("savevm_load: %s", err);
+	close(fd);
+	assert_string_equal(again, domain_text);
+	free(domain);
+	free(again);
+	destroy(a);
+	destroy(b);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -698,6 +1002,11 @@ int main(void)
 		cmocka_unit_test(test_fuzz_resealed),
 		cmocka_unit_test(test_determinism),
 		cmocka_unit_test(test_zero_pages_cheap),
+		cmocka_unit_test(test_domain_round_trip),
+		cmocka_unit_test(test_domain_record_layout),
+		cmocka_unit_test(test_domain_refused),
+		cmocka_unit_test(test_read_domain_config),
+		cmocka_unit_test(test_domain_generations),
 	};
 
 	return cmocka_run_group_tests(tests, setup, teardown);
