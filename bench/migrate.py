@@ -36,9 +36,9 @@ import pathlib
 import platform
 import shutil
 import signal
-import socket
 import statistics
 import subprocess
+import sys
 import tempfile
 import time
 
@@ -46,6 +46,9 @@ import pexpect
 import pexpect.popen_spawn
 
 ROOT = pathlib.Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT / "tests" / "system"))
+from sockutil import connect_unix, free_port  # noqa: E402 (needs the path above)
+
 VMM = pathlib.Path(os.environ.get("TERN_BUILD_DIR", ROOT / "build")) / "tern-vmm"
 GUEST = pathlib.Path(os.environ.get("TERN_GUEST_DIR",
                                     pathlib.Path.home() / ".cache/tern/guest"))
@@ -65,17 +68,7 @@ class Qmp:
     per line; events are kept in self.events."""
 
     def __init__(self, path, timeout=30):
-        deadline = time.monotonic() + timeout
-        while True:
-            self.sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
-            try:
-                self.sock.connect(str(path))
-                break
-            except OSError:
-                self.sock.close()
-                if time.monotonic() > deadline:
-                    raise TimeoutError(f"no QMP socket at {path}")
-                time.sleep(0.05)
+        self.sock = connect_unix(path, timeout, "QMP socket")
         self.buf = b""
         self.events = []
         self.recv()
@@ -112,12 +105,6 @@ class Qmp:
 
     def close(self):
         self.sock.close()
-
-
-def free_port():
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 def port_listening(port):

@@ -9,7 +9,6 @@
 #include <fcntl.h>
 #include <libgen.h>
 #include <limits.h>
-#include <netdb.h>
 #include <netinet/in.h>
 #include <netinet/tcp.h>
 #include <poll.h>
@@ -27,6 +26,7 @@
 #include "migration/savevm.h"
 #include "migration/stream.h"
 #include "util/err.h"
+#include "util/net.h"
 
 #define EVQ_SIZE 256
 #define ERR_LEN 256
@@ -59,7 +59,8 @@ struct migrate {
 	bool connected;		/* incoming: listen_fd is the connection */
 	bool given_fd;		/* fd:NAME: the caller's fd, nothing opened */
 	bool pipe;		/* ... and it is a pipe (non-blocking writes) */
-	int cancel_fd;		/* eventfd breaking a pipe write, or -1 */
+	int cancel_fd;		/* eventfd breaking a pipe write or a
+				 * connect, or -1 */
 	char *domain;		/* sender: the DOMAIN text, or NULL */
 	char *domain_in;	/* receiver: the stream's DOMAIN text */
 	int commit_rc;		/* REQ_INCOMING_COMMIT's answer */
@@ -527,6 +528,16 @@ int migrate_start(migrate_t **out, machine_t *m, const char *uri,
 	mg->tcp = port != NULL;
 	mg->target = host;
 	mg->port = port;
+	if (mg->tcp) {
+		/* A cancel must not wait for connect() to time out. */
+		mg->cancel_fd = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
+		if (mg->cancel_fd < 0) {
+			err_set(err, errlen, "cannot set up the migration: %s",
+				strerror(errno));
+			migrate_free(mg);
+			return -1;
+		}
+	}
 	if (sender_setup(mg, p, err, errlen) ||
 	    spawn(mg, sender_main, err, errlen)) {
 		migrate_free(mg);
@@ -656,44 +667,22 @@ static int io_fail(migrate_t *mg, const char *what, const char *why)
 
 static int open_tcp(migrate_t *mg)
 {
-	struct addrinfo hints = { .ai_socktype = SOCK_STREAM }, *res, *ai;
-	int rc, fd = -1, e = 0;
+	char reason[ERR_LEN];
+	int fd = net_connect(mg->target, mg->port, mg->p.io_timeout_ms,
+			     mg->cancel_fd, reason, sizeof(reason));
 
-	rc = getaddrinfo(mg->target, mg->port, &hints, &res);
-	if (rc) {
-		fail_thread(mg, "cannot resolve %s: %s", mg->target,
-			    gai_strerror(rc));
-		return -1;
-	}
-	for (ai = res; ai && !cancelled(mg); ai = ai->ai_next) {
-		fd = socket(ai->ai_family, ai->ai_socktype | SOCK_CLOEXEC,
-			    ai->ai_protocol);
-		if (fd < 0) {
-			e = errno;
-			continue;
-		}
-		/* SO_SNDTIMEO bounds connect() too. */
+	if (fd >= 0) {
 		set_timeouts(fd, mg->p.io_timeout_ms);
 		pthread_mutex_lock(&mg->lock);
-		mg->fd = fd;
+		mg->fd = fd;	/* a cancel from now on shuts it down */
 		pthread_mutex_unlock(&mg->lock);
-		if (!connect(fd, ai->ai_addr, ai->ai_addrlen))
-			break;
-		e = errno;
-		pthread_mutex_lock(&mg->lock);
-		mg->fd = -1;
-		pthread_mutex_unlock(&mg->lock);
-		close(fd);
-		fd = -1;
 	}
-	freeaddrinfo(res);
+	if (cancelled(mg)) {
+		fail_thread(mg, "migration cancelled");
+		return -1;
+	}
 	if (fd < 0) {
-		if (cancelled(mg))
-			fail_thread(mg, "migration cancelled");
-		else
-			fail_thread(mg, "cannot connect to %s:%s: %s",
-				    mg->target, mg->port,
-				    strerror(e ? e : ECONNREFUSED));
+		fail_thread(mg, "%s", reason);
 		return -1;
 	}
 	return 0;
@@ -1083,10 +1072,8 @@ static int incoming_fd(const char *uri, char *err, size_t errlen)
 
 int migrate_incoming_listen(const char *uri, char *err, size_t errlen)
 {
-	struct addrinfo hints = { .ai_socktype = SOCK_STREAM,
-				  .ai_flags = AI_PASSIVE }, *res, *ai;
 	char *host = NULL, *port = NULL;
-	int rc, fd = -1, e = 0, one = 1;
+	int fd;
 
 	if (!strncmp(uri, "fd:", 3))
 		return incoming_fd(uri, err, errlen);
@@ -1096,31 +1083,7 @@ int migrate_incoming_listen(const char *uri, char *err, size_t errlen)
 			     "--restore)", uri);
 	if (split_host_port(uri + 4, &host, &port, err, errlen))
 		return -1;
-	rc = getaddrinfo(host, port, &hints, &res);
-	if (rc) {
-		err_set(err, errlen, "cannot resolve %s: %s", host,
-		      gai_strerror(rc));
-		goto out;
-	}
-	for (ai = res; ai; ai = ai->ai_next) {
-		fd = socket(ai->ai_family, ai->ai_socktype | SOCK_CLOEXEC,
-			    ai->ai_protocol);
-		if (fd < 0) {
-			e = errno;
-			continue;
-		}
-		setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof(one));
-		if (!bind(fd, ai->ai_addr, ai->ai_addrlen) && !listen(fd, 1))
-			break;
-		e = errno;
-		close(fd);
-		fd = -1;
-	}
-	freeaddrinfo(res);
-	if (fd < 0)
-		err_set(err, errlen, "cannot listen on %s:%s: %s", host, port,
-		      strerror(e));
-out:
+	fd = net_listen(host, port, 1, err, errlen);
 	free(host);
 	free(port);
 	return fd;

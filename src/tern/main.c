@@ -31,29 +31,34 @@ static const struct {
 	{ "info", verb_info },		{ "migrate", verb_migrate },
 };
 
-int tern_error(const char *fmt, ...)
+/* One line on stderr, after whatever stdout holds. */
+static void __attribute__((format(printf, 1, 0)))
+report(const char *fmt, va_list ap)
 {
 	char buf[1024];
+
+	vsnprintf(buf, sizeof(buf), fmt, ap);
+	fflush(stdout);
+	log_error("%s", buf);
+}
+
+int tern_error(const char *fmt, ...)
+{
 	va_list ap;
 
 	va_start(ap, fmt);
-	vsnprintf(buf, sizeof(buf), fmt, ap);
+	report(fmt, ap);
 	va_end(ap);
-	fflush(stdout);
-	log_error("%s", buf);
 	return TERN_EXIT_ERROR;
 }
 
 int tern_usage_error(const char *verb, const char *fmt, ...)
 {
-	char buf[1024];
 	va_list ap;
 
 	va_start(ap, fmt);
-	vsnprintf(buf, sizeof(buf), fmt, ap);
+	report(fmt, ap);
 	va_end(ap);
-	fflush(stdout);
-	log_error("%s", buf);
 	usage_hint(stderr, verb);
 	return TERN_EXIT_USAGE;
 }

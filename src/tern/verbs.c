@@ -44,6 +44,15 @@ static int print_started(tern_t *t, const char *what, const json_t *ret)
 	return TERN_EXIT_OK;
 }
 
+/* An answer with nothing to tell but with --json; released. */
+static int print_done(tern_t *t, json_t *ret)
+{
+	int rc = t->json ? tern_print_json(ret) : TERN_EXIT_OK;
+
+	json_decref(ret);
+	return rc;
+}
+
 /* Reads a whole config file, as text ternd can take in a JSON string. */
 static char *read_config(const char *path)
 {
@@ -279,9 +288,7 @@ static int simple_verb(tern_t *t, int argc, char **argv, const char *cmd)
 	ret = tern_call(t, cmd, tern_dom_args(pos[0]), TERN_TIMEOUT_MS);
 	if (!ret)
 		return TERN_EXIT_ERROR;
-	rc = t->json ? tern_print_json(ret) : TERN_EXIT_OK;
-	json_decref(ret);
-	return rc;
+	return print_done(t, ret);
 }
 
 int verb_pause(tern_t *t, int argc, char **argv)
@@ -382,49 +389,46 @@ int verb_shutdown(tern_t *t, int argc, char **argv)
 			sleep_ms(250);
 		}
 	}
-	rc = t->json ? tern_print_json(ret) : TERN_EXIT_OK;
-	json_decref(ret);
-	return rc;
+	return print_done(t, ret);
+}
+
+/* save and restore: cmd on path (made absolute: ternd has its own cwd). */
+static json_t *call_with_file(tern_t *t, const char *cmd, const char *dom,
+			      const char *path)
+{
+	char *file = tern_abspath(path);
+	json_t *args, *ret;
+
+	if (!file)
+		return NULL;
+	args = dom ? json_pack("{s:s, s:s}", "domain", dom, "file", file) :
+		     json_pack("{s:s}", "file", file);
+	ret = tern_call(t, cmd, args, TERN_LONG_TIMEOUT_MS);
+	free(file);
+	return ret;
 }
 
 int verb_save(tern_t *t, int argc, char **argv)
 {
 	char **pos = argv + 1;
 	int n, rc = tern_parse(t, argc, argv, NULL, 2, 2, &n);
-	char *file;
 	json_t *ret;
 
 	if (rc >= 0)
 		return rc;
-	file = tern_abspath(pos[1]);
-	if (!file)
-		return TERN_EXIT_ERROR;
-	ret = tern_call(t, "save", json_pack("{s:s, s:s}", "domain", pos[0],
-					     "file", file),
-			TERN_LONG_TIMEOUT_MS);
-	free(file);
-	if (!ret)
-		return TERN_EXIT_ERROR;
-	rc = t->json ? tern_print_json(ret) : TERN_EXIT_OK;
-	json_decref(ret);
-	return rc;
+	ret = call_with_file(t, "save", pos[0], pos[1]);
+	return ret ? print_done(t, ret) : TERN_EXIT_ERROR;
 }
 
 int verb_restore(tern_t *t, int argc, char **argv)
 {
 	char **pos = argv + 1;
 	int n, rc = tern_parse(t, argc, argv, NULL, 1, 1, &n);
-	char *file;
 	json_t *ret;
 
 	if (rc >= 0)
 		return rc;
-	file = tern_abspath(pos[0]);
-	if (!file)
-		return TERN_EXIT_ERROR;
-	ret = tern_call(t, "restore", json_pack("{s:s}", "file", file),
-			TERN_LONG_TIMEOUT_MS);
-	free(file);
+	ret = call_with_file(t, "restore", NULL, pos[0]);
 	if (!ret)
 		return TERN_EXIT_ERROR;
 	rc = print_started(t, "Restored", ret);

@@ -19,35 +19,9 @@
 #define VMM_CALL_MS 5000
 #define SAVE_TIMEOUT_MS (10 * 60 * 1000)
 
-static const char *str_arg(qmp_req_t *r, const char *key)
-{
-	return json_string_value(json_object_get(r->args, key));
-}
-
-static bool bool_arg(qmp_req_t *r, const char *key, bool def)
-{
-	json_t *v = json_object_get(r->args, key);
-
-	return v ? json_is_true(v) : def;
-}
-
-static bool int_arg(qmp_req_t *r, const char *key, json_int_t lo,
-		    json_int_t hi, json_int_t def, json_int_t *out)
-{
-	json_t *v = json_object_get(r->args, key);
-
-	*out = v ? json_integer_value(v) : def;
-	if (*out < lo || *out > hi) {
-		qmp_req_error(r, NULL, "Parameter '%s' must be between %lld and "
-			      "%lld", key, (long long)lo, (long long)hi);
-		return false;
-	}
-	return true;
-}
-
 static domain_t *find(ternd_t *t, qmp_req_t *r)
 {
-	const char *ref = str_arg(r, "domain");
+	const char *ref = qmp_arg_str(r, "domain");
 	domain_t *d = domain_find(t, ref);
 
 	if (!d)
@@ -65,6 +39,26 @@ static domain_t *find_live(ternd_t *t, qmp_req_t *r)
 		return NULL;
 	}
 	return d;
+}
+
+static json_t *vifs_json(const domain_t *d)
+{
+	json_t *list = json_array();
+
+	for (unsigned i = 0; list && i < d->cfg.n_vifs; i++) {
+		uint8_t m[6];
+		char mac[18], ifname[32];
+
+		domain_vif_mac(d, i, m);
+		snprintf(mac, sizeof(mac), "%02x:%02x:%02x:%02x:%02x:%02x", m[0],
+			 m[1], m[2], m[3], m[4], m[5]);
+		snprintf(ifname, sizeof(ifname), "vif%u.%u", d->id, i);
+		json_array_append_new(list, json_pack("{s:s,s:s,s:s}", "mac", mac,
+						      "bridge",
+						      domain_vif_bridge(d, i),
+						      "ifname", ifname));
+	}
+	return list;
 }
 
 static json_t *domain_json(const domain_t *d, bool details)
@@ -93,6 +87,7 @@ static json_t *domain_json(const domain_t *d, bool details)
 	json_object_set_new(j, "on-crash",
 			    json_string(domcfg_action_name(d->cfg.on_crash)));
 	json_object_set_new(j, "restarts", json_integer((json_int_t)d->restarts));
+	json_object_set_new(j, "vifs", vifs_json(d));
 	return j;
 }
 
@@ -173,13 +168,13 @@ static json_t *created(domain_t *d)
 static json_t *cmd_create(void *opaque, qmp_req_t *r)
 {
 	ternd_t *t = opaque;
-	const char *path = str_arg(r, "path");
+	const char *path = qmp_arg_str(r, "path");
 	char err[1024];
 	domain_t *d;
 
-	d = domain_create(t, str_arg(r, "config"), path ? path : "config",
-			  bool_arg(r, "paused", false), NULL, -1, false, err,
-			  sizeof(err));
+	d = domain_create(t, qmp_arg_str(r, "config"), path ? path : "config",
+			  qmp_arg_bool(r, "paused", false), NULL, -1, false,
+			  err, sizeof(err));
 	if (!d) {
 		qmp_req_error(r, NULL, "%s", err);
 		return NULL;
@@ -258,7 +253,7 @@ static json_t *cmd_destroy(void *opaque, qmp_req_t *r)
 static json_t *cmd_save(void *opaque, qmp_req_t *r)
 {
 	ternd_t *t = opaque;
-	const char *file = str_arg(r, "file");
+	const char *file = qmp_arg_str(r, "file");
 	domain_t *d = find_live(t, r);
 	char uri[4200], err[512], ctl[320];
 	uint64_t t0 = ternd_now_ms();
@@ -338,7 +333,7 @@ static json_t *cmd_save(void *opaque, qmp_req_t *r)
 static json_t *cmd_restore(void *opaque, qmp_req_t *r)
 {
 	ternd_t *t = opaque;
-	const char *file = str_arg(r, "file");
+	const char *file = qmp_arg_str(r, "file");
 	char err[1024], *config = NULL;
 	domain_t *d;
 
@@ -375,12 +370,12 @@ static json_t *cmd_migrate(void *opaque, qmp_req_t *r)
 
 	if (!d)
 		return NULL;
-	if (!int_arg(r, "port", 1, 65535, 8002, &port) ||
-	    !int_arg(r, "downtime-ms", 1, 600000, 300, &downtime) ||
-	    !int_arg(r, "bandwidth", 0, 1 << 20, 0, &bw))
+	if (!qmp_arg_int(r, "port", 1, 65535, 8002, &port) ||
+	    !qmp_arg_int(r, "downtime-ms", 1, 600000, 300, &downtime) ||
+	    !qmp_arg_int(r, "bandwidth", 0, 1 << 20, 0, &bw))
 		return NULL;
-	if (reloc_migrate(t, d, str_arg(r, "host"), (unsigned)port,
-			  bool_arg(r, "live", false), (uint64_t)downtime,
+	if (reloc_migrate(t, d, qmp_arg_str(r, "host"), (unsigned)port,
+			  qmp_arg_bool(r, "live", false), (uint64_t)downtime,
 			  (uint64_t)bw, err, sizeof(err))) {
 		qmp_req_error(r, NULL, "%s", err);
 		return NULL;
@@ -391,7 +386,7 @@ static json_t *cmd_migrate(void *opaque, qmp_req_t *r)
 static json_t *cmd_query_migrate(void *opaque, qmp_req_t *r)
 {
 	ternd_t *t = opaque;
-	const char *ref = str_arg(r, "domain");
+	const char *ref = qmp_arg_str(r, "domain");
 	domain_t *d = domain_find(t, ref);
 	json_t *q = reloc_query(t, d && d->state != DOM_INCOMING ? d->name : ref);
 

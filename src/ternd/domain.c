@@ -260,6 +260,23 @@ static unsigned long long proc_start_time(pid_t pid)
 	return proc_stat_field(pid, 22);
 }
 
+/* d now runs as pid: watched through a pidfd, known by its start time. */
+static void process_adopt(domain_t *d, pid_t pid)
+{
+	d->pid = pid;
+	d->pid_start = proc_start_time(pid);
+	d->pidfd = pidfd_open_pid(pid);
+}
+
+/* d's process is gone: nothing to watch or signal any more. */
+static void process_forget(domain_t *d)
+{
+	d->pid = 0;
+	if (d->pidfd >= 0)
+		close(d->pidfd);
+	d->pidfd = -1;
+}
+
 double domain_cpu_time(pid_t pid)
 {
 	long hz = sysconf(_SC_CLK_TCK);
@@ -296,6 +313,36 @@ static void last_log_line(const domain_t *d, char *out, size_t len)
 	if (*line)
 		snprintf(out, len, "%s", line);
 	free(text);
+}
+
+const char *domain_vif_bridge(const domain_t *d, unsigned i)
+{
+	return d->cfg.vifs[i].bridge[0] ? d->cfg.vifs[i].bridge :
+					  TERND_DEFAULT_BRIDGE;
+}
+
+/*
+ * The vif's MAC: the config's, else one derived from the domain's name and
+ * the vif's index under Xen's prefix 00:16:3e, so that the domain keeps it
+ * on every host and across restarts.
+ */
+void domain_vif_mac(const domain_t *d, unsigned i, uint8_t mac[6])
+{
+	uint32_t h = 2166136261u;	/* FNV-1a */
+
+	if (d->cfg.vifs[i].has_mac) {
+		memcpy(mac, d->cfg.vifs[i].mac, 6);
+		return;
+	}
+	for (const char *p = d->name; *p; p++)
+		h = (h ^ (uint8_t)*p) * 16777619u;
+	h = (h ^ i) * 16777619u;
+	mac[0] = 0x00;
+	mac[1] = 0x16;
+	mac[2] = 0x3e;
+	mac[3] = (h >> 16) & 0x7f;	/* Xen keeps the top bit clear */
+	mac[4] = (h >> 8) & 0xff;
+	mac[5] = h & 0xff;
 }
 
 typedef struct spawn_opts {
@@ -350,7 +397,7 @@ static int domain_spawn(ternd_t *t, domain_t *d, const spawn_opts_t *o,
 			char *err, size_t errlen)
 {
 	char *argv[64], mem[32], con[320], ctl[300], cfgp[300], logp[300];
-	char disks[DOMCFG_MAX_DISKS][4200], *cmdline;
+	char disks[DOMCFG_MAX_DISKS][4200], nets[DOMCFG_MAX_VIFS][96], *cmdline;
 	int argc = 0, log_fd, status;
 	uint64_t t0;
 	pid_t pid;
@@ -385,6 +432,16 @@ static int domain_spawn(ternd_t *t, domain_t *d, const spawn_opts_t *o,
 			 d->cfg.disks[i].readonly ? ",ro" : "");
 		argv[argc++] = "--disk";
 		argv[argc++] = disks[i];
+	}
+	for (unsigned i = 0; i < d->cfg.n_vifs; i++) {
+		uint8_t mac[6];
+
+		domain_vif_mac(d, i, mac);
+		snprintf(nets[i], sizeof(nets[i]), "bridge=%s,mac=%02x:%02x:%02x:"
+			 "%02x:%02x:%02x,ifname=vif%u.%u", domain_vif_bridge(d, i),
+			 mac[0], mac[1], mac[2], mac[3], mac[4], mac[5], d->id, i);
+		argv[argc++] = "--net";
+		argv[argc++] = nets[i];
 	}
 	argv[argc++] = "--console";
 	argv[argc++] = con;
@@ -421,10 +478,8 @@ static int domain_spawn(ternd_t *t, domain_t *d, const spawn_opts_t *o,
 	if (pid < 0)
 		return err_set(err, errlen, "cannot start tern-vmm: %s",
 			       strerror(errno));
-	d->pid = pid;
+	process_adopt(d, pid);
 	d->child = true;
-	d->pidfd = pidfd_open_pid(pid);
-	d->pid_start = proc_start_time(pid);
 	d->end_reason[0] = '\0';
 	d->started_ms = ternd_now_ms();
 
@@ -434,10 +489,7 @@ static int domain_spawn(ternd_t *t, domain_t *d, const spawn_opts_t *o,
 		char cerr[256];
 
 		if (waitpid(pid, &status, WNOHANG) == pid) {
-			d->pid = 0;
-			if (d->pidfd >= 0)
-				close(d->pidfd);
-			d->pidfd = -1;
+			process_forget(d);
 			last_log_line(d, err, errlen);
 			return -1;
 		}
@@ -449,10 +501,7 @@ static int domain_spawn(ternd_t *t, domain_t *d, const spawn_opts_t *o,
 		if (ternd_now_ms() - t0 > SPAWN_TIMEOUT_MS) {
 			kill(pid, SIGKILL);
 			waitpid(pid, &status, 0);
-			d->pid = 0;
-			if (d->pidfd >= 0)
-				close(d->pidfd);
-			d->pidfd = -1;
+			process_forget(d);
 			return err_set(err, errlen, "tern-vmm did not start within "
 				       "%d s", SPAWN_TIMEOUT_MS / 1000);
 		}
@@ -605,6 +654,18 @@ domain_t *domain_create(ternd_t *t, const char *config, const char *path,
 		if (stat(d->cfg.disks[i].path, &st)) {
 			err_set(err, errlen, "disk %s: %s", d->cfg.disks[i].path,
 				strerror(errno));
+			goto fail;
+		}
+	}
+	for (unsigned i = 0; i < d->cfg.n_vifs; i++) {
+		char sys[64];
+
+		snprintf(sys, sizeof(sys), "/sys/class/net/%s/bridge",
+			 domain_vif_bridge(d, i));
+		if (access(sys, F_OK)) {
+			err_set(err, errlen, "bridge %s does not exist on %s "
+				"(vif %u of domain '%s')", domain_vif_bridge(d, i),
+				t->host, i, d->name);
 			goto fail;
 		}
 	}
@@ -767,10 +828,7 @@ static void domain_ended(ternd_t *t, domain_t *d)
 		qmp_close(d->ev);
 		d->ev = NULL;
 	}
-	if (d->pidfd >= 0)
-		close(d->pidfd);
-	d->pidfd = -1;
-	d->pid = 0;
+	process_forget(d);
 	if (have_status && !exited_ok)
 		log_warn("domain %s (id %u): tern-vmm %s %d", d->name, d->id,
 			 WIFSIGNALED(status) ? "killed by signal" : "exited with",
@@ -878,9 +936,7 @@ static void adopt_one(ternd_t *t, const char *dir_name)
 	if (pid > 0 && proc_start_time(pid) ==
 	    (unsigned long long)json_integer_value(json_object_get(j, "pid-start")) &&
 	    state != DOM_INCOMING) {
-		d->pid = pid;
-		d->pid_start = proc_start_time(pid);
-		d->pidfd = pidfd_open_pid(pid);
+		process_adopt(d, pid);
 		snprintf(path, sizeof(path), "%s/ctl.sock", dir);
 		d->ev = qmp_connect(path, 5000, err, sizeof(err));
 		st = d->ev ? qmp_call(d->ev, "query-status", NULL, err,

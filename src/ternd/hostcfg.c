@@ -4,12 +4,13 @@
  * two steps: a small S-expression reader builds one tree per top-level
  * expression (with the line of every node, for messages), then each
  * (KEY VALUE) is checked and applied. The whole file is hostile input:
- * its size, nesting depth and atom lengths are bounded, and every error
- * names the line it happened on.
+ * its size, nesting depth and atom lengths are bounded, every error
+ * names the line it happened on, and hosts-allow patterns that would make
+ * the C library's regex engine take exponential time or memory are
+ * refused (allow_check()).
  */
 #include "ternd/hostcfg.h"
 
-#include <ctype.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <netdb.h>
@@ -458,6 +459,7 @@ typedef struct re_level {
 	bool prefix_null;	/* the pieces before the last match "" */
 	bool last_null;		/* the last piece matches "" */
 	bool alt_null;		/* a finished branch matches "" */
+	bool repeated;		/* the last thing read was a repetition */
 } re_level_t;
 
 static void re_level_init(re_level_t *l)
@@ -474,6 +476,7 @@ static void re_piece(re_level_t *l, uint64_t cost, bool null)
 	l->last = cost;
 	l->last_null = null;
 	l->has_last = true;
+	l->repeated = false;
 	l->cur = cost_add(l->cur, cost);
 }
 
@@ -493,6 +496,8 @@ static bool re_level_null(const re_level_t *l)
  * - '+' or an interval applied to something that matches the empty
  *   string ("(a*)+", "(a?){0,9}") sends regexec() into exponential time
  *   even on a short name; such a piece means the same with '*';
+ * - adjacent repetitions ("a**", "a+?", undefined in POSIX ERE) are
+ *   polynomial of a high degree in their number;
  * - back-references (a glibc extension, not POSIX ERE) are exponential in
  *   the length of the subject, a peer's reverse-DNS name.
  * Returns NULL, or why the pattern is refused.
@@ -573,15 +578,21 @@ static const char *allow_check(const char *pat)
 			l->alt_null = re_level_null(l);
 			l->alts = cost_add(l->alts, l->cur);
 			l->cur = l->last = 0;
-			l->has_last = false;
+			l->has_last = l->repeated = false;
 			l->prefix_null = l->last_null = true;
 			p++;
 			break;
 		case '*':
 		case '?':
-			/* No copies, and no trouble on an empty match. */
 			p++;
+			if (!l->has_last)
+				break;	/* nothing to repeat: regcomp() judges */
+			if (l->repeated)
+				return "has adjacent repetition operators "
+				       "(undefined in POSIX)";
+			/* No copies, and no trouble on an empty match. */
 			l->last_null = true;
+			l->repeated = true;
 			break;
 		case '+':
 		case '{':
@@ -612,6 +623,10 @@ static const char *allow_check(const char *pat)
 			p = q;
 			if (!l->has_last)
 				break;	/* nothing to repeat: regcomp() judges */
+			if (l->repeated)
+				return "has adjacent repetition operators "
+				       "(undefined in POSIX)";
+			l->repeated = true;
 			if (l->last_null)
 				return "repeats with '+' or '{}' something that "
 				       "matches the empty string (use '*')";
@@ -653,7 +668,7 @@ static int set_allow(hostcfg_t *c, reader_t *r, const char *key,
 	c->hosts_allow_text = text;
 	for (;;) {
 		const char *e, *why;
-		char *pat, b[80], msg[160];
+		char *pat, *anchored, b[80], msg[160];
 		int rc;
 
 		while (*p && is_space((unsigned char)*p))
@@ -675,8 +690,17 @@ static int set_allow(hostcfg_t *c, reader_t *r, const char *key,
 			free(pat);
 			return -1;
 		}
-		rc = regcomp(&c->allow[c->n_allow], pat,
+		/*
+		 * Anchored at the start, as xend's re.match() is: '10\.0\.'
+		 * must not accept 110.0.0.1.
+		 */
+		if (asprintf(&anchored, "^(%s)", pat) < 0) {
+			free(pat);
+			return rd_err(r, v->line, "out of memory");
+		}
+		rc = regcomp(&c->allow[c->n_allow], anchored,
 			     REG_EXTENDED | REG_NOSUB);
+		free(anchored);
 		if (rc) {
 			regerror(rc, &c->allow[c->n_allow], msg, sizeof(msg));
 			rd_err(r, v->line, "invalid regular expression '%s' "
@@ -747,7 +771,12 @@ static const char *const hostcfg_xend_keys[] = {
 	"vif-script", "dom0-min-mem", "dom0-cpus", "enable-dom0-ballooning",
 	"xend-tcp-xmlrpc-server", "xend-unix-xmlrpc-server",
 	"xend-relocation-ssl-server", "vnc-listen", "vncpasswd", "logfile",
-	"loglevel", "total_available_memory",
+	"loglevel", "total_available_memory", "xen-api-server", "keymap",
+	"xend-address", "xend-relocation-ssl", "xend-relocation-ssl-port",
+	"xend-relocation-server-ssl-key-file",
+	"xend-relocation-server-ssl-cert-file", "xend-unix-path",
+	"xend-domains-path", "console-limit", "enable-dump",
+	"xend-relocation-ssl-key-file", "xend-relocation-ssl-cert-file",
 };
 
 static void warnf(void (*warn)(void *, const char *), void *opaque,

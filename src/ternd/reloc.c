@@ -27,6 +27,7 @@
 
 #include "util/err.h"
 #include "util/log.h"
+#include "util/net.h"
 
 #define HANDSHAKE_LINE_MAX (1u << 20)
 #define IMAGE_ID_SPAN 65536
@@ -236,62 +237,17 @@ static bool isa_supported(const char *isa, char *missing, size_t len)
 
 int reloc_listen(ternd_t *t, char *err, size_t errlen)
 {
-	struct addrinfo hints = { .ai_socktype = SOCK_STREAM,
-				  .ai_flags = AI_PASSIVE }, *res, *ai;
 	const char *addr = t->cfg.relocation_address;
-	char port[8];
-	int fd = -1, one = 1, zero = 0, rc, e = 0;
+	char port[8], why[512];
+	int fd;
 
 	t->reloc_fd = -1;
 	if (!t->cfg.relocation_server)
 		return 0;
 	snprintf(port, sizeof(port), "%u", t->cfg.relocation_port);
-	if (!*addr)
-		hints.ai_family = AF_INET6;	/* dual stack, v4 mapped */
-	rc = getaddrinfo(*addr ? addr : NULL, port, &hints, &res);
-	if (rc && !*addr) {
-		hints.ai_family = AF_UNSPEC;
-		rc = getaddrinfo(NULL, port, &hints, &res);
-	}
-	if (rc)
-		return err_set(err, errlen, "relocation address '%s': %s", addr,
-			       gai_strerror(rc));
-	for (ai = res; ai; ai = ai->ai_next) {
-		fd = socket(ai->ai_family, ai->ai_socktype | SOCK_CLOEXEC,
-			    ai->ai_protocol);
-		if (fd < 0) {
-			e = errno;
-			continue;
-		}
-		setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof(one));
-		if (ai->ai_family == AF_INET6 && !*addr)
-			setsockopt(fd, IPPROTO_IPV6, IPV6_V6ONLY, &zero, sizeof(zero));
-		if (!bind(fd, ai->ai_addr, ai->ai_addrlen) && !listen(fd, 16))
-			break;
-		e = errno;
-		close(fd);
-		fd = -1;
-	}
-	freeaddrinfo(res);
-	if (fd < 0 && !*addr && hints.ai_family == AF_INET6) {
-		/* No IPv6 here: all IPv4 interfaces. */
-		struct sockaddr_in sin = { .sin_family = AF_INET,
-					   .sin_port = htons(t->cfg.relocation_port) };
-
-		fd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
-		if (fd >= 0) {
-			setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof(one));
-			if (bind(fd, (struct sockaddr *)&sin, sizeof(sin)) ||
-			    listen(fd, 16)) {
-				e = errno;
-				close(fd);
-				fd = -1;
-			}
-		}
-	}
+	fd = net_listen(addr, port, 16, why, sizeof(why));
 	if (fd < 0)
-		return err_set(err, errlen, "cannot listen for relocation on "
-			       "%s:%s: %s", *addr ? addr : "*", port, strerror(e));
+		return err_set(err, errlen, "relocation server: %s", why);
 	t->reloc_fd = fd;
 	log_info("relocation server listening on %s:%s", *addr ? addr : "*", port);
 	return 0;
@@ -503,47 +459,17 @@ static void mig_set(ternd_t *t, mig_out_t *m, const char *status,
 static int connect_host(const char *host, unsigned port, unsigned timeout_s,
 			char *err, size_t errlen)
 {
-	struct addrinfo hints = { .ai_socktype = SOCK_STREAM }, *res, *ai;
 	char ports[8];
-	int fd = -1, rc, e = 0;
+	size_t n;
+	int fd;
 
 	snprintf(ports, sizeof(ports), "%u", port);
-	rc = getaddrinfo(host, ports, &hints, &res);
-	if (rc)
-		return err_set(err, errlen, "cannot resolve %s: %s", host,
-			       gai_strerror(rc));
-	for (ai = res; ai; ai = ai->ai_next) {
-		struct pollfd p;
-		socklen_t len = sizeof(e);
-
-		fd = socket(ai->ai_family, ai->ai_socktype | SOCK_CLOEXEC |
-			    SOCK_NONBLOCK, ai->ai_protocol);
-		if (fd < 0) {
-			e = errno;
-			continue;
-		}
-		if (connect(fd, ai->ai_addr, ai->ai_addrlen) && errno != EINPROGRESS) {
-			e = errno;
-			goto next;
-		}
-		p = (struct pollfd){ .fd = fd, .events = POLLOUT };
-		if (poll(&p, 1, (int)timeout_s * 1000) <= 0) {
-			e = ETIMEDOUT;
-			goto next;
-		}
-		if (getsockopt(fd, SOL_SOCKET, SO_ERROR, &e, &len) || e)
-			goto next;
-		fcntl(fd, F_SETFL, fcntl(fd, F_GETFL) & ~O_NONBLOCK);
-		break;
-next:
-		close(fd);
-		fd = -1;
+	fd = net_connect(host, ports, timeout_s * 1000, -1, err, errlen);
+	if (fd < 0 && errno == ECONNREFUSED && err && errlen) {
+		n = strlen(err);
+		snprintf(err + n, errlen - n, " (is the relocation server "
+			 "enabled there?)");
 	}
-	freeaddrinfo(res);
-	if (fd < 0)
-		return err_set(err, errlen, "cannot connect to %s:%u: %s%s", host,
-			       port, strerror(e), e == ECONNREFUSED ?
-			       " (is the relocation server enabled there?)" : "");
 	return fd;
 }
 

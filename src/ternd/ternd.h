@@ -21,6 +21,8 @@
 
 #define TERND_MACHINE "tern-virt"
 #define TERND_ISA "rv64imafdc_zicntr_zicsr_zifencei_zihintpause_sstc"
+/* A vif without bridge= attaches here (Xen's was xenbr0). */
+#define TERND_DEFAULT_BRIDGE "ternbr0"
 
 enum dom_state {
 	DOM_RUNNING,
@@ -116,6 +118,10 @@ uint64_t domain_memory_used(ternd_t *t);
 domain_t *domain_create(ternd_t *t, const char *config, const char *path,
 			bool paused, const char *restore, int incoming_fd,
 			bool allow_same_name, char *err, size_t errlen);
+
+/* A vif's bridge, and its MAC (the config's, or derived from the name). */
+const char *domain_vif_bridge(const domain_t *d, unsigned i);
+void domain_vif_mac(const domain_t *d, unsigned i, uint8_t mac[6]);
 
 /* Writes STATE/dom/ID/domain.json. */
 void domain_save_status(ternd_t *t, domain_t *d);

@@ -35,6 +35,33 @@ void qmp_req_error(qmp_req_t *r, const char *cls, const char *fmt, ...)
 	va_end(ap);
 }
 
+const char *qmp_arg_str(const qmp_req_t *r, const char *key)
+{
+	return json_string_value(json_object_get(r->args, key));
+}
+
+bool qmp_arg_bool(const qmp_req_t *r, const char *key, bool def)
+{
+	json_t *v = json_object_get(r->args, key);
+
+	return v ? json_is_true(v) : def;
+}
+
+bool qmp_arg_int(qmp_req_t *r, const char *key, json_int_t lo, json_int_t hi,
+		 json_int_t def, json_int_t *out)
+{
+	json_t *v = json_object_get(r->args, key);
+
+	*out = v ? json_integer_value(v) : def;
+	if (*out < lo || *out > hi) {
+		qmp_req_error(r, NULL, "Parameter '%s' expects a value "
+			      "from %lld to %lld", key, (long long)lo,
+			      (long long)hi);
+		return false;
+	}
+	return true;
+}
+
 json_t *qmp_version_json(const char *program)
 {
 	unsigned major = 0, minor = 0, micro = 0;

@@ -164,6 +164,17 @@ void qmp_server_event(qmp_server_t *s, const char *name, json_t *data);
 void qmp_req_error(qmp_req_t *r, const char *cls, const char *fmt, ...)
 	__attribute__((format(printf, 3, 4)));
 
+/*
+ * A command's arguments, already checked against its table (so of the
+ * declared type when present): a string (NULL when absent), a bool (def
+ * when absent), an integer in [lo, hi] (def when absent). qmp_arg_int sets
+ * r's error and returns false when the value is out of range.
+ */
+const char *qmp_arg_str(const qmp_req_t *r, const char *key);
+bool qmp_arg_bool(const qmp_req_t *r, const char *key, bool def);
+bool qmp_arg_int(qmp_req_t *r, const char *key, json_int_t lo, json_int_t hi,
+		 json_int_t def, json_int_t *out);
+
 /* Inside a command: a ticket to answer r later. */
 void qmp_defer(qmp_req_t *r, qmp_ticket_t *t);
 

@@ -69,7 +69,7 @@ static json_t *cmd_quit(void *opaque, qmp_req_t *r)
 static json_t *cmd_save(void *opaque, qmp_req_t *r)
 {
 	control_t *c = opaque;
-	const char *file = json_string_value(json_object_get(r->args, "file"));
+	const char *file = qmp_arg_str(r, "file");
 	struct timespec t0, t1;
 	uint64_t bytes = 0;
 	int64_t ms;
@@ -105,40 +105,19 @@ unsigned control_nfds(const control_t *c)
 	return n;
 }
 
-/* An integer argument in [min, max], or def when absent. */
-static bool int_arg(qmp_req_t *r, const char *name, int64_t min, int64_t max,
-		    uint64_t def, uint64_t *out)
-{
-	json_t *v = json_object_get(r->args, name);
-	json_int_t i;
-
-	*out = def;
-	if (!v)
-		return true;
-	i = json_integer_value(v);
-	if (i < min || i > max) {
-		qmp_req_error(r, NULL, "Parameter '%s' expects a value "
-			      "from %lld to %lld", name, (long long)min,
-			      (long long)max);
-		return false;
-	}
-	*out = (uint64_t)i;
-	return true;
-}
-
 static json_t *cmd_migrate(void *opaque, qmp_req_t *r)
 {
 	control_t *c = opaque;
 	control_migrate_args_t a = { 0 };
 	control_named_fd_t *fd_slot = NULL;
-	json_t *v;
+	json_int_t downtime, bandwidth, rounds;
 	const char *gu;
 
 	if (!c->ops->migrate) {
 		qmp_req_error(r, NULL, "migration is not available");
 		return NULL;
 	}
-	a.uri = json_string_value(json_object_get(r->args, "uri"));
+	a.uri = qmp_arg_str(r, "uri");
 	a.fd = -1;
 	if (strncmp(a.uri, "tcp:", 4) && strncmp(a.uri, "file:", 5) &&
 	    strncmp(a.uri, "fd:", 3)) {
@@ -146,13 +125,15 @@ static json_t *cmd_migrate(void *opaque, qmp_req_t *r)
 			      "file:PATH or fd:NAME");
 		return NULL;
 	}
-	v = json_object_get(r->args, "live");
-	a.live = v ? json_is_true(v) : true;
-	if (!int_arg(r, "downtime-limit", 0, 2000000, 300, &a.downtime_limit_ms) ||
-	    !int_arg(r, "bandwidth", 0, 1 << 20, 0, &a.bandwidth_mbs) ||
-	    !int_arg(r, "max-rounds", 1, 1000000, 30, &a.max_rounds))
+	a.live = qmp_arg_bool(r, "live", true);
+	if (!qmp_arg_int(r, "downtime-limit", 0, 2000000, 300, &downtime) ||
+	    !qmp_arg_int(r, "bandwidth", 0, 1 << 20, 0, &bandwidth) ||
+	    !qmp_arg_int(r, "max-rounds", 1, 1000000, 30, &rounds))
 		return NULL;
-	gu = json_string_value(json_object_get(r->args, "give-up"));
+	a.downtime_limit_ms = (uint64_t)downtime;
+	a.bandwidth_mbs = (uint64_t)bandwidth;
+	a.max_rounds = (uint64_t)rounds;
+	gu = qmp_arg_str(r, "give-up");
 	if (gu && strcmp(gu, "abort") && strcmp(gu, "stop-copy")) {
 		qmp_req_error(r, NULL, "Parameter 'give-up' expects "
 			      "'abort' or 'stop-copy'");
@@ -226,7 +207,7 @@ static bool fdname_check(const char *name, qmp_req_t *r)
 static json_t *cmd_getfd(void *opaque, qmp_req_t *r)
 {
 	control_t *c = opaque;
-	const char *name = json_string_value(json_object_get(r->args, "fdname"));
+	const char *name = qmp_arg_str(r, "fdname");
 	control_named_fd_t *slot;
 
 	if (!fdname_check(name, r))
@@ -255,7 +236,7 @@ static json_t *cmd_getfd(void *opaque, qmp_req_t *r)
 static json_t *cmd_closefd(void *opaque, qmp_req_t *r)
 {
 	control_t *c = opaque;
-	const char *name = json_string_value(json_object_get(r->args, "fdname"));
+	const char *name = qmp_arg_str(r, "fdname");
 	control_named_fd_t *slot = named_fd(c, name);
 
 	if (!slot) {

@@ -17,6 +17,8 @@ import pexpect
 import pexpect.popen_spawn
 import pytest
 
+from sockutil import connect_unix, free_port  # free_port: tests import it from here
+
 ROOT = pathlib.Path(__file__).resolve().parents[2]
 BUILD = pathlib.Path(os.environ.get("TERN_BUILD_DIR", ROOT / "build"))
 VMM = BUILD / "tern-vmm"
@@ -123,17 +125,7 @@ class QmpClient:
     (and all of them, in order, in self.history)."""
 
     def __init__(self, path, timeout=20):
-        deadline = time.monotonic() + timeout
-        while True:
-            self.sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
-            try:
-                self.sock.connect(str(path))
-                break
-            except OSError:
-                self.sock.close()
-                if time.monotonic() >= deadline:
-                    raise TimeoutError(f"control socket {path} never appeared")
-                time.sleep(0.05)
+        self.sock = connect_unix(path, timeout, "control socket")
         self.buf = b""
         self.events = []
         self.history = []
@@ -223,13 +215,6 @@ def guest_uptime(vm):
     """Seconds since the guest booted, from its /proc/uptime."""
     m = vm.run("echo \"up=$(cut -d' ' -f1 /proc/uptime)\"", r"up=(\d+\.\d+)")
     return float(m.group(1))
-
-
-def free_port():
-    """A TCP port on 127.0.0.1 that was free a moment ago."""
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 class FaultProxy:

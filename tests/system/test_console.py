@@ -1,10 +1,9 @@
 # SPDX-License-Identifier: MIT
 """The console on a UNIX socket, and an idle guest that sleeps in WFI."""
 import os
-import socket
 import time
 
-from conftest import BOOT_TIMEOUT
+from conftest import BOOT_TIMEOUT, connect_unix
 
 
 def read_until(sock, needle, timeout):
@@ -20,29 +19,16 @@ def read_until(sock, needle, timeout):
     return buf
 
 
-def connect(path, timeout=20):
-    deadline = time.monotonic() + timeout
-    while True:
-        s = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
-        try:
-            s.connect(str(path))
-            return s
-        except OSError:
-            s.close()
-            assert time.monotonic() < deadline, f"console socket {path} never appeared"
-            time.sleep(0.1)
-
-
 def test_unix_console_attach_detach_reattach(guest, vms, workdir):
     path = workdir / "console.sock"
     vm = vms("--console", f"unix:{path}")
-    s = connect(path)
+    s = connect_unix(path, what="console socket")
     read_until(s, b"tern-guest: ready", BOOT_TIMEOUT)
     s.sendall(b'echo "sum=$((20+22))"\n')
     read_until(s, b"sum=42", 60)
     s.close()
     # A new client gets the recent output replayed and a working shell.
-    s = connect(path)
+    s = connect_unix(path, what="console socket")
     read_until(s, b"sum=42", 10)
     s.sendall(b'echo "again=$((7*6))"\n')
     read_until(s, b"again=42", 60)

@@ -12,7 +12,6 @@ guest (docs/control-protocol.md, docs/migration-stream.md):
   migration, kept by the restored or received VM;
 - --name / query-name, system_reset, and --no-reboot."""
 import os
-import re
 import signal
 import socket
 import struct
@@ -27,6 +26,7 @@ from conftest import VMM, QmpClient, guest_uptime, run_vmm
 from test_migrate import (MEM, assert_handed_over, assert_source_survived, migrate,
                           migration_statuses, start_memstress, start_vm, wait_active,
                           wait_migration, wait_running)
+from toolstack import Console
 
 CONFIG = ('name = "vm1"\nmemory = 256\n'
           "disk = [ 'file:/srv/tern/vm1.img,vda,w' ]\n"
@@ -119,46 +119,6 @@ def parents():
         p.cleanup()
 
 
-class Console:
-    """The guest console on tern-vmm's UNIX console socket."""
-
-    def __init__(self, path, timeout=20):
-        deadline = time.monotonic() + timeout
-        while True:
-            self.sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
-            try:
-                self.sock.connect(str(path))
-                break
-            except OSError:
-                self.sock.close()
-                assert time.monotonic() < deadline, f"console {path} never appeared"
-                time.sleep(0.1)
-        self.buf = b""
-
-    def run(self, command, needle_re, timeout=60):
-        """Sends a shell line; waits for a regex only its output matches."""
-        self.buf = b""
-        self.sock.sendall(command.encode() + b"\n")
-        deadline = time.monotonic() + timeout
-        while True:
-            m = re.search(needle_re.encode(), self.buf)
-            if m:
-                return m
-            left = deadline - time.monotonic()
-            assert left > 0, f"no {needle_re!r}; got {self.buf[-500:]!r}"
-            self.sock.settimeout(left)
-            chunk = self.sock.recv(65536)
-            assert chunk, f"console closed; got {self.buf[-500:]!r}"
-            self.buf += chunk
-
-    def uptime(self):
-        return float(self.run("echo \"up=$(cut -d' ' -f1 /proc/uptime)\"",
-                              r"up=(\d+\.\d+)").group(1))
-
-    def close(self):
-        self.sock.close()
-
-
 def getfd(q, name, fd):
     """getfd with fd passed by SCM_RIGHTS alongside the request line."""
     line = b'{"execute": "getfd", "arguments": {"fdname": "%s"}}\n' % name.encode()
@@ -229,7 +189,7 @@ def test_migration_over_inherited_socket(guest, vms, parents, workdir):
     assert dq.ok("query-migrate")["status"] == "completed"
     con = Console(dcon)
     con.run("cat /tmp/note", r"moved-42")
-    assert con.uptime() >= up0
+    assert guest_uptime(con) >= up0
 
     # Committed: the parent may go away, the VM stays.
     dst.kill_parent()

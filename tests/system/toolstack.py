@@ -28,7 +28,7 @@ import time
 
 import pytest
 
-from conftest import BOOT_TIMEOUT, BUILD, INITRD, KERNEL, QmpClient, free_port
+from conftest import BOOT_TIMEOUT, BUILD, INITRD, KERNEL, QmpClient, connect_unix, free_port
 
 TERND = BUILD / "ternd"
 TERN = BUILD / "tern"
@@ -166,17 +166,7 @@ class Console:
     that arrives after the command was sent."""
 
     def __init__(self, path, timeout=20):
-        deadline = time.monotonic() + timeout
-        while True:
-            self.sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
-            try:
-                self.sock.connect(str(path))
-                break
-            except OSError as e:
-                self.sock.close()
-                if time.monotonic() >= deadline:
-                    raise AssertionError(f"console {path}: cannot connect: {e}")
-                time.sleep(0.1)
+        self.sock = connect_unix(path, timeout, "console")
         self.path = path
         self.buf = b""
         self.match = None

@@ -63,6 +63,8 @@ typedef struct fixture {
 	char disk[64];
 } fixture_t;
 
+#include "virtio_harness.h"
+
 static void discard(void *opaque, const uint8_t *buf, size_t len)
 {
 	(void)opaque;
@@ -70,85 +72,7 @@ static void discard(void *opaque, const uint8_t *buf, size_t len)
 	(void)len;
 }
 
-/* --- guest memory --------------------------------------------------------- */
-
-static uint8_t *gp(fixture_t *f, uint64_t gpa, uint64_t len)
-{
-	uint8_t *p = ram_ptr(&f->m.ram, gpa, len);
-
-	assert_non_null(p);
-	return p;
-}
-
-static void gw16(fixture_t *f, uint64_t gpa, uint16_t v)
-{
-	memcpy(gp(f, gpa, 2), &v, 2);
-}
-
-static void gw32(fixture_t *f, uint64_t gpa, uint32_t v)
-{
-	memcpy(gp(f, gpa, 4), &v, 4);
-}
-
-static void gw64(fixture_t *f, uint64_t gpa, uint64_t v)
-{
-	memcpy(gp(f, gpa, 8), &v, 8);
-}
-
-static uint16_t gr16(fixture_t *f, uint64_t gpa)
-{
-	uint16_t v;
-
-	memcpy(&v, gp(f, gpa, 2), 2);
-	return v;
-}
-
-static uint32_t gr32(fixture_t *f, uint64_t gpa)
-{
-	uint32_t v;
-
-	memcpy(&v, gp(f, gpa, 4), 4);
-	return v;
-}
-
-static void set_desc(fixture_t *f, uint64_t table, unsigned i, uint64_t addr,
-		     uint32_t len, uint16_t flags, uint16_t next)
-{
-	uint64_t d = table + 16ull * i;
-
-	gw64(f, d, addr);
-	gw32(f, d + 8, len);
-	gw16(f, d + 12, flags);
-	gw16(f, d + 14, next);
-}
-
-/* --- MMIO ----------------------------------------------------------------- */
-
-static uint32_t rd(fixture_t *f, uint64_t off)
-{
-	uint64_t v = 0;
-
-	assert_true(machine_mmio_read(&f->m, f->base + off, 4, &v));
-	return (uint32_t)v;
-}
-
-static uint64_t rdn(fixture_t *f, uint64_t off, unsigned size)
-{
-	uint64_t v = 0;
-
-	assert_true(machine_mmio_read(&f->m, f->base + off, size, &v));
-	return v;
-}
-
-static void wr(fixture_t *f, uint64_t off, uint32_t v)
-{
-	assert_true(machine_mmio_write(&f->m, f->base + off, 4, v));
-}
-
-static void wr8(fixture_t *f, uint64_t off, uint8_t v)
-{
-	assert_true(machine_mmio_write(&f->m, f->base + off, 1, v));
-}
+/* --- the interrupt line and the registry ------------------------------- */
 
 static bool line(fixture_t *f)
 {
@@ -192,46 +116,16 @@ static void cfg_bytes(fixture_t *f, void *buf, unsigned len)
 			f, VIRTIO_MMIO_CONFIG + VIRTIO_INPUT_CONFIG_U + i, 1);
 }
 
-static bool negotiate(fixture_t *f)
-{
-	wr(f, VIRTIO_MMIO_STATUS, 0);
-	wr(f, VIRTIO_MMIO_STATUS, VIRTIO_STATUS_ACKNOWLEDGE);
-	wr(f, VIRTIO_MMIO_STATUS,
-	   VIRTIO_STATUS_ACKNOWLEDGE | VIRTIO_STATUS_DRIVER);
-	wr(f, VIRTIO_MMIO_DRIVER_FEATURES_SEL, 0);
-	wr(f, VIRTIO_MMIO_DRIVER_FEATURES, 0);
-	wr(f, VIRTIO_MMIO_DRIVER_FEATURES_SEL, 1);
-	wr(f, VIRTIO_MMIO_DRIVER_FEATURES, 1); /* VIRTIO_F_VERSION_1 */
-	wr(f, VIRTIO_MMIO_STATUS,
-	   VIRTIO_STATUS_ACKNOWLEDGE | VIRTIO_STATUS_DRIVER |
-		   VIRTIO_STATUS_FEATURES_OK);
-	return rd(f, VIRTIO_MMIO_STATUS) & VIRTIO_STATUS_FEATURES_OK;
-}
-
-static void setup_queue(fixture_t *f, unsigned q, uint64_t desc, uint64_t avail,
-			uint64_t used)
-{
-	memset(gp(f, desc, 0x3000), 0, 0x3000);
-	wr(f, VIRTIO_MMIO_QUEUE_SEL, q);
-	assert_int_equal(rd(f, VIRTIO_MMIO_QUEUE_NUM_MAX),
-			 VIRTIO_INPUT_QUEUE_SIZE);
-	wr(f, VIRTIO_MMIO_QUEUE_NUM, QSIZE);
-	wr(f, VIRTIO_MMIO_QUEUE_DESC_LOW, (uint32_t)desc);
-	wr(f, VIRTIO_MMIO_QUEUE_DESC_HIGH, (uint32_t)(desc >> 32));
-	wr(f, VIRTIO_MMIO_QUEUE_DRIVER_LOW, (uint32_t)avail);
-	wr(f, VIRTIO_MMIO_QUEUE_DRIVER_HIGH, (uint32_t)(avail >> 32));
-	wr(f, VIRTIO_MMIO_QUEUE_DEVICE_LOW, (uint32_t)used);
-	wr(f, VIRTIO_MMIO_QUEUE_DEVICE_HIGH, (uint32_t)(used >> 32));
-	wr(f, VIRTIO_MMIO_QUEUE_READY, 1);
-	assert_int_equal(rd(f, VIRTIO_MMIO_QUEUE_READY), 1);
-}
-
 /* Queues set up, DRIVER_OK, no buffers yet. */
 static void driver_start(fixture_t *f)
 {
-	assert_true(negotiate(f));
-	setup_queue(f, VIRTIO_INPUT_EVENTQ, EV_DESC, EV_AVAIL, EV_USED);
-	setup_queue(f, VIRTIO_INPUT_STATUSQ, ST_DESC, ST_AVAIL, ST_USED);
+	assert_true(negotiate(f, 1ull << VIRTIO_F_VERSION_1));
+	memset(gp(f, EV_DESC, 0x3000), 0, 0x3000);
+	queue_setup(f, VIRTIO_INPUT_EVENTQ, VIRTIO_INPUT_QUEUE_SIZE, EV_DESC,
+		    EV_AVAIL, EV_USED);
+	memset(gp(f, ST_DESC, 0x3000), 0, 0x3000);
+	queue_setup(f, VIRTIO_INPUT_STATUSQ, VIRTIO_INPUT_QUEUE_SIZE, ST_DESC,
+		    ST_AVAIL, ST_USED);
 	f->ev_avail = f->st_avail = f->ev_seen = 0;
 	wr(f, VIRTIO_MMIO_STATUS, 0xf);
 	assert_int_equal(rd(f, VIRTIO_MMIO_STATUS), 0xf);
@@ -244,11 +138,7 @@ static void post(fixture_t *f, unsigned q, uint16_t head, bool kick)
 	uint64_t avail = q == VIRTIO_INPUT_EVENTQ ? EV_AVAIL : ST_AVAIL;
 	uint16_t *idx = q == VIRTIO_INPUT_EVENTQ ? &f->ev_avail : &f->st_avail;
 
-	gw16(f, avail + 4 + 2 * (*idx % QSIZE), head);
-	(*idx)++;
-	gw16(f, avail + 2, *idx);
-	if (kick)
-		wr(f, VIRTIO_MMIO_QUEUE_NOTIFY, q);
+	ring_post(f, q, avail, idx, head, kick);
 }
 
 /* n event buffers, as virtinput_fill_evt() adds them: one 8-byte inbuf. */
@@ -260,7 +150,7 @@ static void add_event_buffers(fixture_t *f, unsigned n)
 		uint16_t d = f->ev_avail % QSIZE;
 
 		memset(gp(f, BUF(d), 8), 0xc5, 8);
-		set_desc(f, EV_DESC, d, BUF(d), 8, VIRTQ_DESC_F_WRITE, 0);
+		set_desc_at(f, EV_DESC, d, BUF(d), 8, VIRTQ_DESC_F_WRITE, 0);
 		post(f, VIRTIO_INPUT_EVENTQ, d, i == n - 1);
 	}
 }
@@ -310,6 +200,37 @@ static void powerdown(fixture_t *f)
 static void ack(fixture_t *f)
 {
 	wr(f, VIRTIO_MMIO_INTERRUPT_ACK, rd(f, VIRTIO_MMIO_INTERRUPT_STATUS));
+}
+
+/*
+ * The device the state tests save: a running driver, two presses, two
+ * event buffers (so two events out, six waiting for buffers), and a
+ * config-space selection.
+ */
+static void two_presses_pending(fixture_t *f)
+{
+	driver_start(f);
+	add_event_buffers(f, 2);
+	powerdown(f);
+	powerdown(f);
+	assert_int_equal(virtio_input_pending(f->in), 6);
+	cfg_select(f, VIRTIO_INPUT_CFG_EV_BITS, INPUT_EV_KEY);
+}
+
+/*
+ * That device brought back (restored, or its snapshot loaded): the driver
+ * finds the first press begun in its two buffers, and the six events still
+ * pending arrive once it adds buffers.
+ */
+static void expect_rest_of_presses(fixture_t *f)
+{
+	expect_event(f, INPUT_EV_KEY, INPUT_KEY_POWER, 1);
+	expect_event(f, INPUT_EV_SYN, INPUT_SYN_REPORT, 0);
+	add_event_buffers(f, 6);
+	expect_event(f, INPUT_EV_KEY, INPUT_KEY_POWER, 0);
+	expect_event(f, INPUT_EV_SYN, INPUT_SYN_REPORT, 0);
+	expect_press(f);
+	assert_int_equal(virtio_input_pending(f->in), 0);
 }
 
 /* --- fixture -------------------------------------------------------------- */
@@ -581,7 +502,7 @@ static void test_status_queue(void **state)
 	gw16(f, BUF(0), 0x11);
 	gw16(f, BUF(0) + 2, 0);
 	gw32(f, BUF(0) + 4, 1);
-	set_desc(f, ST_DESC, 0, BUF(0), 8, 0, 0);
+	set_desc_at(f, ST_DESC, 0, BUF(0), 8, 0, 0);
 	post(f, VIRTIO_INPUT_STATUSQ, 0, true);
 	assert_int_equal(gr16(f, ST_USED + 2), 1);
 	assert_int_equal(gr32(f, ST_USED + 4), 0);
@@ -589,8 +510,8 @@ static void test_status_queue(void **state)
 	assert_int_equal(gr16(f, BUF(0)), 0x11);
 	assert_true(line(f));
 	/* Odd but well-formed chains are returned the same way. */
-	set_desc(f, ST_DESC, 1, BUF(1), 1, VIRTQ_DESC_F_WRITE, 0);
-	set_desc(f, ST_DESC, 2, BUF(2), 0, 0, 0);
+	set_desc_at(f, ST_DESC, 1, BUF(1), 1, VIRTQ_DESC_F_WRITE, 0);
+	set_desc_at(f, ST_DESC, 2, BUF(2), 0, 0, 0);
 	post(f, VIRTIO_INPUT_STATUSQ, 1, false);
 	post(f, VIRTIO_INPUT_STATUSQ, 2, true);
 	assert_int_equal(gr16(f, ST_USED + 2), 3);
@@ -632,7 +553,7 @@ static void test_hostile_buffers(void **state)
 
 	/* A 4-byte buffer: refused, nothing written, the press kept. */
 	driver_start(f);
-	set_desc(f, EV_DESC, 0, BUF(0), 4, VIRTQ_DESC_F_WRITE, 0);
+	set_desc_at(f, EV_DESC, 0, BUF(0), 4, VIRTQ_DESC_F_WRITE, 0);
 	post(f, VIRTIO_INPUT_EVENTQ, 0, true);
 	powerdown(f);
 	expect_needs_reset(f, "shorter than an event");
@@ -646,7 +567,7 @@ static void test_hostile_buffers(void **state)
 
 	/* A device-readable buffer where a writable one belongs. */
 	driver_start(f);
-	set_desc(f, EV_DESC, 0, BUF(0), 8, 0, 0);
+	set_desc_at(f, EV_DESC, 0, BUF(0), 8, 0, 0);
 	post(f, VIRTIO_INPUT_EVENTQ, 0, true);
 	powerdown(f);
 	expect_needs_reset(f, "shorter than an event");
@@ -654,9 +575,9 @@ static void test_hostile_buffers(void **state)
 
 	/* 8 bytes split over two writable descriptors: fine (2.6.4). */
 	driver_start(f);
-	set_desc(f, EV_DESC, 0, BUF(0), 2,
-		 VIRTQ_DESC_F_WRITE | VIRTQ_DESC_F_NEXT, 1);
-	set_desc(f, EV_DESC, 1, BUF(0) + 2, 6, VIRTQ_DESC_F_WRITE, 0);
+	set_desc_at(f, EV_DESC, 0, BUF(0), 2,
+		    VIRTQ_DESC_F_WRITE | VIRTQ_DESC_F_NEXT, 1);
+	set_desc_at(f, EV_DESC, 1, BUF(0) + 2, 6, VIRTQ_DESC_F_WRITE, 0);
 	post(f, VIRTIO_INPUT_EVENTQ, 0, true);
 	powerdown(f);
 	assert_int_equal(ev_used_idx(f), 1);
@@ -672,14 +593,14 @@ static void test_hostile_buffers(void **state)
 	check_canaries(f);
 
 	driver_start(f);
-	set_desc(f, EV_DESC, 0, RAM_END - 4, 8, VIRTQ_DESC_F_WRITE, 0);
+	set_desc_at(f, EV_DESC, 0, RAM_END - 4, 8, VIRTQ_DESC_F_WRITE, 0);
 	post(f, VIRTIO_INPUT_EVENTQ, 0, true);
 	powerdown(f);
 	expect_needs_reset(f, NULL);
 
 	driver_start(f);
-	set_desc(f, EV_DESC, 0, BUF(0), 8,
-		 VIRTQ_DESC_F_WRITE | VIRTQ_DESC_F_NEXT, 0);
+	set_desc_at(f, EV_DESC, 0, BUF(0), 8,
+		    VIRTQ_DESC_F_WRITE | VIRTQ_DESC_F_NEXT, 0);
 	post(f, VIRTIO_INPUT_EVENTQ, 0, true);
 	powerdown(f);
 	expect_needs_reset(f, NULL);
@@ -687,7 +608,7 @@ static void test_hostile_buffers(void **state)
 
 	/* A broken status queue stops the device too. */
 	driver_start(f);
-	set_desc(f, ST_DESC, 0, 0x1000, 8, 0, 0); /* below RAM */
+	set_desc_at(f, ST_DESC, 0, 0x1000, 8, 0, 0); /* below RAM */
 	post(f, VIRTIO_INPUT_STATUSQ, 0, true);
 	expect_needs_reset(f, NULL);
 	/* The avail index running ahead of the queue size. */
@@ -750,12 +671,7 @@ static void test_state(void **state)
 	assert_int_equal(d->check(live, err, sizeof(err)), 0);
 
 	/* Running driver, two events out, six waiting for buffers. */
-	driver_start(f);
-	add_event_buffers(f, 2);
-	powerdown(f);
-	powerdown(f);
-	assert_int_equal(virtio_input_pending(f->in), 6);
-	cfg_select(f, VIRTIO_INPUT_CFG_EV_BITS, INPUT_EV_KEY);
+	two_presses_pending(f);
 	/* The section's object is the live state, no copy. */
 	assert_int_equal(live->pending_count, 6);
 	assert_int_equal(live->select, VIRTIO_INPUT_CFG_EV_BITS);
@@ -785,13 +701,7 @@ static void test_state(void **state)
 	assert_int_equal(virtio_input_pending(f->in), 6);
 	assert_int_equal(rdn(f, VIRTIO_MMIO_CONFIG + 2, 1), 15);
 	/* The restored device continues where it was. */
-	expect_event(f, INPUT_EV_KEY, INPUT_KEY_POWER, 1);
-	expect_event(f, INPUT_EV_SYN, INPUT_SYN_REPORT, 0);
-	add_event_buffers(f, 6);
-	expect_event(f, INPUT_EV_KEY, INPUT_KEY_POWER, 0);
-	expect_event(f, INPUT_EV_SYN, INPUT_SYN_REPORT, 0);
-	expect_press(f);
-	assert_int_equal(virtio_input_pending(f->in), 0);
+	expect_rest_of_presses(f);
 
 	/* check() refuses impossible ring indices and counts. */
 	bad = saved;
@@ -856,12 +766,7 @@ static void test_snapshot(void **state)
 
 	assert_non_null(tmp);
 	fd = fileno(tmp);
-	driver_start(f);
-	add_event_buffers(f, 2);
-	powerdown(f);
-	powerdown(f);
-	assert_int_equal(virtio_input_pending(f->in), 6);
-	cfg_select(f, VIRTIO_INPUT_CFG_EV_BITS, INPUT_EV_KEY);
+	two_presses_pending(f);
 	if (savevm_save(&f->m, NULL, fd, err, sizeof(err)))
 		fail_msg("savevm_save: %s", err);
 
@@ -878,13 +783,7 @@ static void test_snapshot(void **state)
 	g->ev_avail = f->ev_avail;
 	g->st_avail = f->st_avail;
 	g->ev_seen = f->ev_seen;
-	expect_event(g, INPUT_EV_KEY, INPUT_KEY_POWER, 1);
-	expect_event(g, INPUT_EV_SYN, INPUT_SYN_REPORT, 0);
-	add_event_buffers(g, 6);
-	expect_event(g, INPUT_EV_KEY, INPUT_KEY_POWER, 0);
-	expect_event(g, INPUT_EV_SYN, INPUT_SYN_REPORT, 0);
-	expect_press(g);
-	assert_int_equal(virtio_input_pending(g->in), 0);
+	expect_rest_of_presses(g);
 	/* The source is untouched by all that. */
 	assert_int_equal(virtio_input_pending(f->in), 6);
 

@@ -53,6 +53,8 @@ typedef struct fixture {
 	uint16_t avail_idx;
 } fixture_t;
 
+#include "virtio_harness.h"
+
 /* --- host helpers ------------------------------------------------------ */
 
 static void make_image(const char *path, size_t bytes)
@@ -81,77 +83,12 @@ static void read_image(const char *path, size_t off, void *buf, size_t len)
 	fclose(f);
 }
 
-/* --- guest memory, as the driver sees it -------------------------------- */
-
-static uint8_t *gp(fixture_t *f, uint64_t gpa, uint64_t len)
-{
-	uint8_t *p = ram_ptr(&f->m.ram, gpa, len);
-
-	assert_non_null(p);
-	return p;
-}
-
-static void gw16(fixture_t *f, uint64_t gpa, uint16_t v)
-{
-	memcpy(gp(f, gpa, 2), &v, 2);
-}
-
-static void gw32(fixture_t *f, uint64_t gpa, uint32_t v)
-{
-	memcpy(gp(f, gpa, 4), &v, 4);
-}
-
-static void gw64(fixture_t *f, uint64_t gpa, uint64_t v)
-{
-	memcpy(gp(f, gpa, 8), &v, 8);
-}
-
-static uint16_t gr16(fixture_t *f, uint64_t gpa)
-{
-	uint16_t v;
-
-	memcpy(&v, gp(f, gpa, 2), 2);
-	return v;
-}
-
-static uint32_t gr32(fixture_t *f, uint64_t gpa)
-{
-	uint32_t v;
-
-	memcpy(&v, gp(f, gpa, 4), 4);
-	return v;
-}
-
-static void set_desc_at(fixture_t *f, uint64_t table, unsigned i, uint64_t addr,
-			uint32_t len, uint16_t flags, uint16_t next)
-{
-	uint64_t d = table + 16ull * i;
-
-	gw64(f, d, addr);
-	gw32(f, d + 8, len);
-	gw16(f, d + 12, flags);
-	gw16(f, d + 14, next);
-}
+/* --- the ring and the interrupt line ---------------------------------- */
 
 static void set_desc(fixture_t *f, unsigned i, uint64_t addr, uint32_t len,
 		     uint16_t flags, uint16_t next)
 {
 	set_desc_at(f, DESC, i, addr, len, flags, next);
-}
-
-/* --- MMIO --------------------------------------------------------------- */
-
-static uint32_t rd(fixture_t *f, uint64_t off)
-{
-	uint64_t v = 0;
-
-	assert_true(machine_mmio_read(&f->m, f->base + off, 4, &v));
-	return (uint32_t)v;
-}
-
-static void wr(fixture_t *f, uint64_t off, uint32_t v)
-{
-	assert_true(machine_mmio_write(&f->m, f->base + off, 4, v));
 }
 
 static bool line(fixture_t *f)
@@ -174,39 +111,10 @@ static uint64_t device_features(fixture_t *f)
 	return hi << 32 | lo;
 }
 
-/* Features handshake (3.1.1). Returns whether FEATURES_OK stuck. */
-static bool negotiate(fixture_t *f, uint64_t feat)
-{
-	wr(f, VIRTIO_MMIO_STATUS, 0);
-	wr(f, VIRTIO_MMIO_STATUS, VIRTIO_STATUS_ACKNOWLEDGE);
-	wr(f, VIRTIO_MMIO_STATUS,
-	   VIRTIO_STATUS_ACKNOWLEDGE | VIRTIO_STATUS_DRIVER);
-	wr(f, VIRTIO_MMIO_DRIVER_FEATURES_SEL, 0);
-	wr(f, VIRTIO_MMIO_DRIVER_FEATURES, (uint32_t)feat);
-	wr(f, VIRTIO_MMIO_DRIVER_FEATURES_SEL, 1);
-	wr(f, VIRTIO_MMIO_DRIVER_FEATURES, (uint32_t)(feat >> 32));
-	wr(f, VIRTIO_MMIO_STATUS,
-	   VIRTIO_STATUS_ACKNOWLEDGE | VIRTIO_STATUS_DRIVER |
-		   VIRTIO_STATUS_FEATURES_OK);
-	return rd(f, VIRTIO_MMIO_STATUS) & VIRTIO_STATUS_FEATURES_OK;
-}
-
 static void setup_queue(fixture_t *f)
 {
 	memset(gp(f, DESC, 0x4000), 0, 0x4000);
-	wr(f, VIRTIO_MMIO_QUEUE_SEL, 0);
-	assert_int_equal(rd(f, VIRTIO_MMIO_QUEUE_READY), 0);
-	assert_int_equal(rd(f, VIRTIO_MMIO_QUEUE_NUM_MAX),
-			 VIRTIO_BLK_QUEUE_SIZE);
-	wr(f, VIRTIO_MMIO_QUEUE_NUM, QSIZE);
-	wr(f, VIRTIO_MMIO_QUEUE_DESC_LOW, (uint32_t)DESC);
-	wr(f, VIRTIO_MMIO_QUEUE_DESC_HIGH, (uint32_t)(DESC >> 32));
-	wr(f, VIRTIO_MMIO_QUEUE_DRIVER_LOW, (uint32_t)AVAIL);
-	wr(f, VIRTIO_MMIO_QUEUE_DRIVER_HIGH, (uint32_t)(AVAIL >> 32));
-	wr(f, VIRTIO_MMIO_QUEUE_DEVICE_LOW, (uint32_t)USED);
-	wr(f, VIRTIO_MMIO_QUEUE_DEVICE_HIGH, (uint32_t)(USED >> 32));
-	wr(f, VIRTIO_MMIO_QUEUE_READY, 1);
-	assert_int_equal(rd(f, VIRTIO_MMIO_QUEUE_READY), 1);
+	queue_setup(f, 0, VIRTIO_BLK_QUEUE_SIZE, DESC, AVAIL, USED);
 	f->avail_idx = 0;
 }
 
@@ -233,10 +141,7 @@ static uint16_t used_idx(fixture_t *f)
 /* Makes head available and kicks the queue. */
 static void submit(fixture_t *f, uint16_t head)
 {
-	gw16(f, AVAIL + 4 + 2 * (f->avail_idx % QSIZE), head);
-	f->avail_idx++;
-	gw16(f, AVAIL + 2, f->avail_idx);
-	wr(f, VIRTIO_MMIO_QUEUE_NOTIFY, 0);
+	ring_post(f, 0, AVAIL, &f->avail_idx, head, true);
 }
 
 static void write_hdr(fixture_t *f, uint32_t type, uint64_t sector)
