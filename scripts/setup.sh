@@ -13,7 +13,8 @@ PACKAGES=(
 	gcc-riscv64-linux-gnu
 	device-tree-compiler
 	xz-utils cpio gzip zstd e2fsprogs
-	iproute2
+	iproute2 iputils-ping
+	qemu-user
 )
 
 missing=()

@@ -17,8 +17,10 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "devices/tap.h"
 #include "devices/uart.h"
 #include "devices/virtio_blk.h"
+#include "devices/virtio_net.h"
 #include "machine/loader.h"
 #include "machine/machine.h"
 #include "machine/platform.h"
@@ -33,11 +35,12 @@
 #define DEFAULT_MEMORY_MIB 256
 #define MIN_MEMORY_MIB 16
 #define MAX_DISKS 4
+#define MAX_NICS 4
 #define RUN_BUDGET 20000	/* instructions between timer/I-O checks */
 #define POLL_EVERY 16		/* run slices between non-blocking polls */
 #define MAX_SLEEP_NS 50000000ull
 #define PAUSED_SLEEP_NS 500000000ull	/* a paused VM only waits for I/O */
-#define MAX_POLLFDS (4 + 1 + QMP_MAX_CLIENTS + 1)
+#define MAX_POLLFDS (4 + 1 + QMP_MAX_CLIENTS + 1 + MAX_NICS)
 #define NAME_MAX_LEN 64
 #define DOMAIN_CONFIG_MAX STREAM_MAX_DOMAIN	/* it travels in the stream */
 
@@ -46,12 +49,22 @@ enum {
 	OPT_NAME = 0x100,
 	OPT_DOMAIN_CONFIG,
 	OPT_NO_REBOOT,
+	OPT_NET,
 };
 
 typedef struct disk_opt {
 	const char *path;
 	bool readonly;
 } disk_opt_t;
+
+/* --net bridge=BR[,mac=MAC][,ifname=NAME] | tap=NAME[,mac=MAC] */
+typedef struct net_opt {
+	const char *bridge;	/* create a TAP on this bridge, or */
+	const char *tap;	/* use this existing TAP */
+	const char *ifname;	/* name of the TAP to create (bridge= only) */
+	uint8_t mac[6];
+	bool mac_given;
+} net_opt_t;
 
 typedef struct vmm_opts {
 	uint64_t memory_mib;
@@ -68,6 +81,8 @@ typedef struct vmm_opts {
 	bool no_reboot;
 	disk_opt_t disks[MAX_DISKS];
 	unsigned ndisks;
+	net_opt_t nets[MAX_NICS];
+	unsigned nnets;
 	char default_kernel[PATH_MAX];
 	char default_initrd[PATH_MAX];
 } vmm_opts_t;
@@ -93,6 +108,12 @@ static const char *const run_state_names[] = {
 	[RUN_POSTMIGRATE] = "postmigrate",
 };
 
+/* A NIC: its TAP lives as long as tern-vmm; the device as long as a boot. */
+typedef struct nic {
+	struct tap tap;
+	struct virtio_net *dev;	/* NULL while no machine is built */
+} nic_t;
+
 /* The monitor: options, the current machine, console and control socket. */
 typedef struct vmm {
 	vmm_opts_t o;
@@ -109,6 +130,12 @@ typedef struct vmm {
 	bool host_reset;	/* the reset came from system_reset */
 	char *domain;		/* domain config text saved with the VM */
 	pid_t parent;		/* bound to it (parent-death signal), or 0 */
+	nic_t nics[MAX_NICS];
+	/* Announcing the VM's new location (after an incoming migration). */
+	bool announce_pending;	/* when it next starts running */
+	bool announce_on;	/* RARPs still to send */
+	unsigned announce_sent;
+	uint64_t announce_t0;	/* host ns when it started running */
 } vmm_t;
 
 static volatile sig_atomic_t got_signal;
@@ -129,6 +156,16 @@ static void usage(FILE *f)
 "  -i, --initrd FILE      initial ramdisk\n"
 "  -a, --append ARGS      kernel command line (default \"console=ttyS0\")\n"
 "  -d, --disk FILE[,ro]   raw disk image as a virtio-blk device (repeatable, up to %d)\n"
+"      --net bridge=BR[,mac=MAC][,ifname=NAME]\n"
+"      --net tap=NAME[,mac=MAC]\n"
+"                         a virtio-net NIC (repeatable, up to %d). bridge=BR\n"
+"                         creates a TAP (named NAME, or tapN by the kernel),\n"
+"                         brings it up and adds it to the existing Linux bridge\n"
+"                         BR; the TAP goes away when tern-vmm exits. tap=NAME\n"
+"                         attaches to an existing TAP. MAC (unicast) defaults\n"
+"                         to 52:54:00:12:34:56 for the first NIC, +1 for each\n"
+"                         next one; with --name, to 52:54:00 and the low 24\n"
+"                         bits of FNV-1a-32(NAME), + the NIC's index\n"
 "  -c, --console SPEC     stdio (default) or unix:PATH\n"
 "  -C, --control PATH     serve the JSON control protocol (QMP-like) on a\n"
 "                         UNIX socket at PATH\n"
@@ -160,10 +197,15 @@ static void usage(FILE *f)
 "Ctrl-A. A guest poweroff exits with status 0; a guest that reports failure\n"
 "through the syscon (0x3333 | code << 16) exits with that code.\n"
 "\n"
+"When a received (or restored) VM starts running, each NIC announces it: the\n"
+"guest is asked to send gratuitous ARPs (VIRTIO_NET_F_GUEST_ANNOUNCE), and\n"
+"tern-vmm sends RARP broadcasts from the guest's MAC at once and 50, 150,\n"
+"300, 500 and 750 ms later, so that switches learn where the VM is now.\n"
+"\n"
 "An incoming tern-vmm started with a parent-death signal set stays bound to\n"
 "its parent only until the VM is received: it clears the signal before\n"
 "confirming, and fails the migration if the parent is already gone.\n",
-		DEFAULT_MEMORY_MIB, MAX_DISKS);
+		DEFAULT_MEMORY_MIB, MAX_DISKS, MAX_NICS);
 }
 
 static int parse_memory(const char *s, uint64_t *out)
@@ -231,6 +273,150 @@ static int parse_disk(vmm_opts_t *o, const char *arg)
 	return 0;
 }
 
+/* Parses one --net option (see usage()). */
+static int parse_net(vmm_opts_t *o, const char *arg)
+{
+	char *copy, *tok, *save = NULL;
+	const char *mac = NULL;
+	net_opt_t *n;
+
+	if (o->nnets == MAX_NICS) {
+		log_error("too many --net options (at most %d)", MAX_NICS);
+		return -1;
+	}
+	n = &o->nets[o->nnets];
+	memset(n, 0, sizeof(*n));
+	/* Kept for the life of the process: the options point into it. */
+	copy = strdup(arg);
+	if (!copy)
+		return -1;
+	for (tok = strtok_r(copy, ",", &save); tok;
+	     tok = strtok_r(NULL, ",", &save)) {
+		char *val = strchr(tok, '=');
+		const char **slot;
+
+		if (!val) {
+			log_error("--net: '%s' is not KEY=VALUE (in '%s')", tok,
+				  arg);
+			goto fail;
+		}
+		*val++ = '\0';
+		if (!strcmp(tok, "bridge"))
+			slot = &n->bridge;
+		else if (!strcmp(tok, "tap"))
+			slot = &n->tap;
+		else if (!strcmp(tok, "ifname"))
+			slot = &n->ifname;
+		else if (!strcmp(tok, "mac"))
+			slot = &mac;
+		else {
+			log_error("--net: unknown key '%s' in '%s' (bridge, tap, "
+				  "ifname, mac)", tok, arg);
+			goto fail;
+		}
+		if (*slot) {
+			log_error("--net: '%s' given twice in '%s'", tok, arg);
+			goto fail;
+		}
+		*slot = val;
+	}
+	if (!n->bridge == !n->tap) {
+		log_error("--net needs exactly one of bridge=BR and tap=NAME "
+			  "(in '%s')", arg);
+		goto fail;
+	}
+	if (n->ifname && !n->bridge) {
+		log_error("--net: ifname= goes with bridge= (tap= names the "
+			  "interface)");
+		goto fail;
+	}
+	if (n->bridge && !tap_name_ok(n->bridge)) {
+		log_error("--net: invalid bridge name '%s'", n->bridge);
+		goto fail;
+	}
+	if (n->tap && !tap_name_ok(n->tap)) {
+		log_error("--net: invalid interface name '%s'", n->tap);
+		goto fail;
+	}
+	if (n->ifname && !tap_name_ok(n->ifname)) {
+		log_error("--net: invalid interface name '%s'", n->ifname);
+		goto fail;
+	}
+	if (mac) {
+		if (virtio_net_parse_mac(mac, n->mac)) {
+			log_error("--net: invalid MAC address '%s' "
+				  "(aa:bb:cc:dd:ee:ff expected)", mac);
+			goto fail;
+		}
+		if (!virtio_net_mac_ok(n->mac)) {
+			log_error("--net: MAC address %s is not a unicast "
+				  "address", mac);
+			goto fail;
+		}
+		n->mac_given = true;
+	}
+	o->nnets++;
+	return 0;
+fail:
+	free(copy);
+	return -1;
+}
+
+/*
+ * MACs not given: 52:54:00:12:34:56 + index, as QEMU numbers them; with
+ * --name, 52:54:00 and the low 24 bits of FNV-1a-32(name) + index, so
+ * that differently named VMs on one bridge differ and a VM keeps its
+ * address wherever it runs. Then: no two NICs share an address or a TAP.
+ */
+static int net_defaults(vmm_opts_t *o)
+{
+	uint32_t base = 0x123456;
+
+	if (o->name) {
+		base = 2166136261u;
+		for (const char *p = o->name; *p; p++)
+			base = (base ^ (uint8_t)*p) * 16777619u;
+	}
+	for (unsigned i = 0; i < o->nnets; i++) {
+		net_opt_t *n = &o->nets[i];
+		uint32_t low = (base + i) & 0xffffff;
+
+		if (!n->mac_given) {
+			n->mac[0] = 0x52;
+			n->mac[1] = 0x54;
+			n->mac[2] = 0x00;
+			n->mac[3] = (uint8_t)(low >> 16);
+			n->mac[4] = (uint8_t)(low >> 8);
+			n->mac[5] = (uint8_t)low;
+		}
+	}
+	for (unsigned i = 0; i < o->nnets; i++) {
+		for (unsigned j = 0; j < i; j++) {
+			const net_opt_t *a = &o->nets[i], *b = &o->nets[j];
+			const char *na = a->tap ? a->tap : a->ifname;
+			const char *nb = b->tap ? b->tap : b->ifname;
+			char mac[18];
+
+			if (!memcmp(a->mac, b->mac, 6)) {
+				virtio_net_format_mac(a->mac, mac);
+				log_error("two NICs with MAC address %s", mac);
+				return -1;
+			}
+			if (na && nb && !strcmp(na, nb)) {
+				log_error("two NICs on interface %s", na);
+				return -1;
+			}
+		}
+	}
+	/* The power button keeps the last virtio-mmio slot. */
+	if (o->ndisks + o->nnets > MACHINE_MAX_VIRTIO - 1) {
+		log_error("%u disks and %u NICs: at most %d together",
+			  o->ndisks, o->nnets, MACHINE_MAX_VIRTIO - 1);
+		return -1;
+	}
+	return 0;
+}
+
 /* A name as domain configs allow it: 1-64 of [A-Za-z0-9_.-], no leading . -. */
 static bool name_ok(const char *name)
 {
@@ -265,6 +451,7 @@ static int parse_args(int argc, char **argv, vmm_opts_t *o)
 		{ "name", required_argument, NULL, OPT_NAME },
 		{ "domain-config", required_argument, NULL, OPT_DOMAIN_CONFIG },
 		{ "no-reboot", no_argument, NULL, OPT_NO_REBOOT },
+		{ "net", required_argument, NULL, OPT_NET },
 		{ "help", no_argument, NULL, 'h' },
 		{ "version", no_argument, NULL, 'V' },
 		{ 0 },
@@ -324,6 +511,10 @@ static int parse_args(int argc, char **argv, vmm_opts_t *o)
 		case OPT_NO_REBOOT:
 			o->no_reboot = true;
 			break;
+		case OPT_NET:
+			if (parse_net(o, optarg))
+				return -1;
+			break;
 		case 'h':
 			usage(stdout);
 			exit(0);
@@ -346,6 +537,8 @@ static int parse_args(int argc, char **argv, vmm_opts_t *o)
 		log_error("--incoming and --restore exclude each other");
 		return -1;
 	}
+	if (net_defaults(o))
+		return -1;
 	if (o->paused && !o->control) {
 		log_error("--paused needs --control: nothing else could continue the VM");
 		return -1;
@@ -490,6 +683,15 @@ static int build_machine(vmm_t *v, int restore_fd)
 			return -1;
 		}
 	}
+	/* After the disks: they keep slots 0, 1, ... (vda, vdb, ...). */
+	for (unsigned i = 0; i < o->nnets; i++) {
+		v->nics[i].dev = virtio_net_new(m, &v->nics[i].tap,
+						o->nets[i].mac, err, sizeof(err));
+		if (!v->nics[i].dev) {
+			log_error("%s", err);
+			return -1;
+		}
+	}
 	if (restore_fd < 0 && v->incoming_fd < 0) {
 		if (loader_boot(m, &bc, err, sizeof(err))) {
 			log_error("%s", err);
@@ -561,32 +763,128 @@ static void mig_service(vmm_t *v)
 }
 
 /*
- * Waits for I/O on the console and the control socket, for at most
- * timeout_ns (0 = just look). Control commands run here, between run
- * slices, so no hart is ever inside hart_run when one changes the VM.
+ * Announcing a VM that arrived, so that the network learns where it is
+ * now. When it starts running on the destination, each NIC whose
+ * driver negotiated VIRTIO_NET_F_GUEST_ANNOUNCE asks the guest to send
+ * gratuitous ARPs itself (it knows its addresses and VLANs); and, as
+ * QEMU's qemu_announce_self() does, tern-vmm sends RARP broadcasts from
+ * each guest MAC, which teach every switch on the way the port behind
+ * which the MAC lives now, whatever the guest does: one at once (the
+ * guest takes a few milliseconds to react, and every one of them loses
+ * traffic), then 50, 150, 300, 500 and 750 ms later, in case one is
+ * lost. Host time, from the main loop: never a sleep.
+ */
+#define ANNOUNCE_ROUNDS 6
+static const unsigned announce_ms[ANNOUNCE_ROUNDS] = {
+	0, 50, 150, 300, 500, 750,
+};
+
+/* Sends the RARPs that are due. */
+static void announce_service(vmm_t *v)
+{
+	uint64_t now;
+
+	if (!v->announce_on)
+		return;
+	now = vclock_host_ns();
+	while (v->announce_sent < ANNOUNCE_ROUNDS &&
+	       now - v->announce_t0 >=
+		       announce_ms[v->announce_sent] * 1000000ull) {
+		for (unsigned i = 0; i < v->o.nnets; i++)
+			tap_send_rarp(&v->nics[i].tap, v->o.nets[i].mac);
+		v->announce_sent++;
+	}
+	if (v->announce_sent == ANNOUNCE_ROUNDS)
+		v->announce_on = false;
+}
+
+static void announce_start(vmm_t *v)
+{
+	v->announce_pending = false;
+	if (!v->o.nnets)
+		return;
+	for (unsigned i = 0; i < v->o.nnets; i++)
+		if (v->nics[i].dev)
+			virtio_net_announce(v->nics[i].dev);
+	v->announce_t0 = vclock_host_ns();
+	v->announce_sent = 0;
+	v->announce_on = true;
+	announce_service(v);	/* the first one now */
+}
+
+/* Nanoseconds until the next RARP is due (UINT64_MAX: none). */
+static uint64_t announce_wait_ns(const vmm_t *v)
+{
+	uint64_t due, now;
+
+	if (!v->announce_on)
+		return UINT64_MAX;
+	due = v->announce_t0 + announce_ms[v->announce_sent] * 1000000ull;
+	now = vclock_host_ns();
+	return due > now ? due - now : 0;
+}
+
+/* The VM runs again after a load: announce now, or once it runs. */
+static void announce_after_load(vmm_t *v)
+{
+	if (v->state == RUN_RUNNING)
+		announce_start(v);
+	else
+		v->announce_pending = true;
+}
+
+/*
+ * Waits for I/O on the console, the control socket and (while the VM
+ * runs) the NICs' TAPs, for at most timeout_ns (0 = just look). Control
+ * commands run here, between run slices, so no hart is ever inside
+ * hart_run when one changes the VM; so do frames for the guest, which a
+ * hart in WFI wakes up for (the device raises its interrupt).
  */
 static void poll_io(vmm_t *v, uint64_t timeout_ns)
 {
 	struct pollfd pfds[MAX_POLLFDS];
 	int nc = console_pollfds(&v->con, pfds, 4);
 	int n = nc + qmp_server_pollfds(&v->ctl.srv, pfds + nc,
-					MAX_POLLFDS - 1 - nc);
-	struct timespec ts = { (time_t)(timeout_ns / 1000000000ull),
-			       (long)(timeout_ns % 1000000000ull) };
+					MAX_POLLFDS - 1 - MAX_NICS - nc);
+	struct timespec ts;
 	migrate_t *mg = v->mig;
+	int nm = n + (mg != NULL), nn = 0;
+	unsigned nic_of[MAX_NICS];
+	uint64_t wait;
 
 	/* The migration thread wakes a sleeping loop through its eventfd. */
 	if (mg)
 		pfds[n] = (struct pollfd){ .fd = migrate_wake_fd(mg),
 					   .events = POLLIN };
+	/* A paused or migrating VM's RAM must not change: no frames then. */
+	for (unsigned i = 0; v->state == RUN_RUNNING && i < v->o.nnets; i++) {
+		struct virtio_net *dev = v->nics[i].dev;
+		int fd = dev ? virtio_net_rx_fd(dev) : -1;
+
+		if (fd < 0)
+			continue;
+		pfds[nm + nn] = (struct pollfd){ .fd = fd, .events = POLLIN };
+		nic_of[nn++] = i;
+	}
+	announce_service(v);
+	wait = announce_wait_ns(v);
+	if (wait < timeout_ns)
+		timeout_ns = wait;
+	ts = (struct timespec){ (time_t)(timeout_ns / 1000000000ull),
+				(long)(timeout_ns % 1000000000ull) };
 	console_flush(&v->con);
-	if (ppoll(pfds, (nfds_t)(n + (mg != NULL)), &ts, NULL) > 0) {
+	if (ppoll(pfds, (nfds_t)(nm + nn), &ts, NULL) > 0) {
 		console_handle(&v->con, pfds, nc);
 		qmp_server_handle(&v->ctl.srv, pfds + nc, n - nc);
 		/* A command may have replaced the migration meanwhile. */
 		if (mg && mg == v->mig && pfds[n].revents)
 			mig_service(v);
+		/* ... or stopped the VM. */
+		for (int k = 0; k < nn && v->state == RUN_RUNNING; k++)
+			if (pfds[nm + k].revents && v->nics[nic_of[k]].dev)
+				virtio_net_rx(v->nics[nic_of[k]].dev);
 	}
+	announce_service(v);
 	/* A paused guest takes no input: it waits on the host side. */
 	if (v->state == RUN_RUNNING)
 		feed_console(v->m, &v->con);
@@ -684,6 +982,8 @@ static int ctl_cont(void *opaque, char *err, size_t errlen)
 	vclock_resume(&v->m->clock);
 	v->state = RUN_RUNNING;
 	qmp_server_event(&v->ctl.srv, "RESUME", NULL);
+	if (v->announce_pending)
+		announce_start(v);
 	return 0;
 }
 
@@ -767,11 +1067,13 @@ static void mig_incoming_done(void *opaque, bool ok, const char *err)
 	keep_domain(v, migrate_incoming_domain(v->mig));
 	if (v->o.paused) {
 		v->state = RUN_PAUSED;
+		announce_after_load(v);
 		return;
 	}
 	v->state = RUN_RUNNING;
 	vclock_resume(&v->m->clock);
 	qmp_server_event(&v->ctl.srv, "RESUME", NULL);
+	announce_after_load(v);
 }
 
 /*
@@ -950,6 +1252,39 @@ static const control_ops_t ctl_ops = {
 	.system_reset = ctl_system_reset,
 };
 
+/*
+ * The NICs' TAPs, made or opened once for the life of tern-vmm (guest
+ * reboots rebuild the devices, not the interfaces). A TAP made on a
+ * bridge disappears when its descriptor closes, at exit at the latest.
+ */
+static int open_nics(vmm_t *v)
+{
+	char err[256];
+
+	for (unsigned i = 0; i < v->o.nnets; i++) {
+		const net_opt_t *n = &v->o.nets[i];
+		int rc = n->bridge ? tap_create(&v->nics[i].tap, n->ifname,
+						n->bridge, n->mac, err,
+						sizeof(err)) :
+				     tap_open(&v->nics[i].tap, n->tap, err,
+					      sizeof(err));
+
+		if (rc) {
+			log_error("%s", err);
+			while (i--)
+				tap_close(&v->nics[i].tap);
+			return -1;
+		}
+	}
+	return 0;
+}
+
+static void close_nics(vmm_t *v)
+{
+	for (unsigned i = 0; i < v->o.nnets; i++)
+		tap_close(&v->nics[i].tap);
+}
+
 /* SHUTDOWN / RESET event data, as QMP words them. */
 static json_t *power_event_data(bool guest, const char *reason)
 {
@@ -1003,9 +1338,16 @@ int main(int argc, char **argv)
 			return 1;
 		}
 	}
+	if (open_nics(v)) {
+		if (v->incoming_fd >= 0)
+			close(v->incoming_fd);
+		free(v->domain);
+		return 1;
+	}
 	v->m = calloc(1, sizeof(*v->m));
 	if (!v->m) {
 		log_error("out of memory");
+		close_nics(v);
 		return 1;
 	}
 	if (v->o.restore) {
@@ -1013,6 +1355,7 @@ int main(int argc, char **argv)
 		if (restore_fd < 0) {
 			log_error("cannot open snapshot %s: %s", v->o.restore,
 				  strerror(errno));
+			close_nics(v);
 			free(v->m);
 			return 1;
 		}
@@ -1024,6 +1367,7 @@ int main(int argc, char **argv)
 							 sizeof(err));
 		if (v->incoming_fd < 0) {
 			log_error("%s", err);
+			close_nics(v);
 			free(v->m);
 			return 1;
 		}
@@ -1033,12 +1377,14 @@ int main(int argc, char **argv)
 	if (v->o.control && qmp_server_listen(&v->ctl.srv, v->o.control, err,
 					      sizeof(err))) {
 		log_error("%s", err);
+		close_nics(v);
 		free(v->m);
 		return 1;
 	}
 	if (console_open(&v->con, v->o.console, err, sizeof(err))) {
 		log_error("%s", err);
 		control_close(&v->ctl);
+		close_nics(v);
 		free(v->m);
 		return 1;
 	}
@@ -1075,6 +1421,8 @@ int main(int argc, char **argv)
 			restore_fd = -1; /* a later reboot boots the kernel */
 			if (v->state == RUN_RUNNING)
 				vclock_resume(&v->m->clock);
+			/* Restored, maybe on another host: as after a move. */
+			announce_after_load(v);
 		} else if (v->state != RUN_RUNNING) {
 			vclock_pause(&v->m->clock);
 		}
@@ -1086,6 +1434,8 @@ int main(int argc, char **argv)
 			mig_events(v);
 		}
 		machine_destroy(v->m);
+		for (unsigned i = 0; i < v->o.nnets; i++)
+			v->nics[i].dev = NULL;
 		/* --no-reboot: a reboot ends tern-vmm (SHUTDOWN below). */
 		if (why != POWER_RESET || v->o.no_reboot)
 			break;
@@ -1123,6 +1473,7 @@ int main(int argc, char **argv)
 		qmp_server_linger(&v->ctl.srv, 300);
 	control_close(&v->ctl);
 	console_close(&v->con);
+	close_nics(v);
 	free(v->m);
 	free(v->domain);
 	return rc;
