@@ -217,11 +217,44 @@ static int bridge_add(int sk, const char *bridge, const char *name, char *err,
 	return -1;
 }
 
+/*
+ * A TAP just attached: the virtio-net header and offloads, then, through
+ * a control socket, the TAP's own address (when guest_mac is given), its
+ * bridge (when bridge is), and the interface up. Closes the TAP on
+ * failure.
+ */
+static int tap_configure(struct tap *t, const uint8_t guest_mac[6],
+			 const char *bridge, char *err, size_t errlen)
+{
+	int sk, rc = -1;
+
+	if (tap_setup_vnet(t, err, errlen))
+		goto out;
+	sk = socket(AF_LOCAL, SOCK_DGRAM | SOCK_CLOEXEC, 0);
+	if (sk < 0) {
+		snprintf(err, errlen, "cannot open a control socket: %s",
+			 strerror(errno));
+		goto out;
+	}
+	if ((!guest_mac ||
+	     !set_hwaddr(sk, t->ifname, guest_mac, err, errlen)) &&
+	    (!bridge || !bridge_add(sk, bridge, t->ifname, err, errlen)) &&
+	    !if_up(sk, t->ifname, err, errlen))
+		rc = 0;
+	close(sk);
+	if (!rc && bridge)
+		copy_name(t->bridge, bridge);
+out:
+	if (rc)
+		tap_close(t);
+	return rc;
+}
+
 int tap_create(struct tap *t, const char *ifname, const char *bridge,
 	       const uint8_t guest_mac[6], char *err, size_t errlen)
 {
 	bool named = ifname && *ifname;
-	int e, sk = -1;
+	int e;
 
 	tap_reset(t);
 	if (named && !tap_name_ok(ifname)) {
@@ -254,35 +287,12 @@ int tap_create(struct tap *t, const char *ifname, const char *bridge,
 				 strerror(e));
 		return -1;
 	}
-	if (tap_setup_vnet(t, err, errlen))
-		goto fail;
-	sk = socket(AF_LOCAL, SOCK_DGRAM | SOCK_CLOEXEC, 0);
-	if (sk < 0) {
-		snprintf(err, errlen, "cannot open a control socket: %s",
-			 strerror(errno));
-		goto fail;
-	}
-	if (guest_mac && set_hwaddr(sk, t->ifname, guest_mac, err, errlen))
-		goto fail;
-	if (bridge) {
-		if (bridge_add(sk, bridge, t->ifname, err, errlen))
-			goto fail;
-		copy_name(t->bridge, bridge);
-	}
-	if (if_up(sk, t->ifname, err, errlen))
-		goto fail;
-	close(sk);
-	return 0;
-fail:
-	if (sk >= 0)
-		close(sk);
-	tap_close(t);
-	return -1;
+	return tap_configure(t, guest_mac, bridge, err, errlen);
 }
 
 int tap_open(struct tap *t, const char *ifname, char *err, size_t errlen)
 {
-	int e, sk;
+	int e;
 
 	tap_reset(t);
 	if (!tap_name_ok(ifname)) {
@@ -310,22 +320,7 @@ int tap_open(struct tap *t, const char *ifname, char *err, size_t errlen)
 				 ifname, strerror(e));
 		return -1;
 	}
-	if (tap_setup_vnet(t, err, errlen))
-		goto fail;
-	sk = socket(AF_LOCAL, SOCK_DGRAM | SOCK_CLOEXEC, 0);
-	if (sk < 0) {
-		snprintf(err, errlen, "cannot open a control socket: %s",
-			 strerror(errno));
-		goto fail;
-	}
-	e = if_up(sk, t->ifname, err, errlen);
-	close(sk);
-	if (e)
-		goto fail;
-	return 0;
-fail:
-	tap_close(t);
-	return -1;
+	return tap_configure(t, NULL, NULL, err, errlen);
 }
 
 void tap_from_fd(struct tap *t, int fd, const char *name)

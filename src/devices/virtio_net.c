@@ -40,6 +40,7 @@
 #include <string.h>
 
 #include "devices/virtqueue.h"
+#include "util/mac.h"
 
 /* A frame plus header as read from the TAP, with room to spot an
  * oversized one. */
@@ -77,51 +78,20 @@ struct virtio_net {
 
 /* --- MAC addresses -------------------------------------------------------- */
 
-static int hexval(char c)
-{
-	if (c >= '0' && c <= '9')
-		return c - '0';
-	if (c >= 'a' && c <= 'f')
-		return c - 'a' + 10;
-	if (c >= 'A' && c <= 'F')
-		return c - 'A' + 10;
-	return -1;
-}
-
+/* tern-vmm's --net syntax is the toolstack's: one parser (util/mac.c). */
 int virtio_net_parse_mac(const char *s, uint8_t mac[6])
 {
-	unsigned i;
-
-	for (i = 0; i < 6; i++) {
-		int hi = hexval(s[0]), lo;
-
-		if (hi < 0)
-			return -1;
-		lo = hexval(s[1]);
-		if (lo >= 0) {
-			mac[i] = (uint8_t)(hi << 4 | lo);
-			s += 2;
-		} else {
-			mac[i] = (uint8_t)hi;
-			s += 1;
-		}
-		if (i < 5 && *s++ != ':')
-			return -1;
-	}
-	return *s ? -1 : 0;
+	return mac_parse(s, mac);
 }
 
 void virtio_net_format_mac(const uint8_t mac[6], char *buf)
 {
-	snprintf(buf, 18, "%02x:%02x:%02x:%02x:%02x:%02x", mac[0], mac[1],
-		 mac[2], mac[3], mac[4], mac[5]);
+	mac_format(mac, buf);
 }
 
 bool virtio_net_mac_ok(const uint8_t mac[6])
 {
-	static const uint8_t zero[6];
-
-	return !(mac[0] & 1) && memcmp(mac, zero, 6) != 0;
+	return mac_is_valid_unicast(mac);
 }
 
 /* --- state table ---------------------------------------------------------- */
@@ -291,6 +261,46 @@ static void net_config_read(void *dev, uint32_t off, void *buf, uint32_t len)
 	net_config(dev, cfg);
 	/* The transport guarantees off + len <= VIRTIO_NET_CONFIG_SIZE. */
 	memcpy(buf, cfg + off, len);
+}
+
+/* --- queues -------------------------------------------------------------- */
+
+/* Makes the count used entries filled since the last flush visible to the
+ * driver, and interrupts it if it wants to hear. */
+static void net_publish(struct virtio_net *n, struct virtqueue *vq,
+			unsigned count)
+{
+	if (count) {
+		vq_flush(vq, count);
+		virtio_mmio_notify_used(n->t, vq);
+	}
+}
+
+/*
+ * Serves every chain available on transmit or control queue q with
+ * serve(), which returns how many bytes it wrote into the chain, or -1
+ * once it put the device into DEVICE_NEEDS_RESET (nothing is published
+ * then: the driver must reset). Terminates: the driver cannot add chains
+ * while we run, and vq_pop() hands out at most the queue size.
+ */
+static void net_serve(struct virtio_net *n, unsigned q,
+		      int (*serve)(struct virtio_net *n, struct virtqueue *vq,
+				   const struct vq_elem *e))
+{
+	struct virtqueue *vq = &n->t->vq[q];
+	struct vq_elem *e = &n->elem;
+	unsigned done = 0;
+	int r, len;
+
+	while ((r = vq_pop(vq, e)) > 0) {
+		len = serve(n, vq, e);
+		if (len < 0)
+			return;
+		vq_fill(vq, done, e->head, (uint32_t)len);
+		done++;
+	}
+	if (r == 0)
+		net_publish(n, vq, done);
 }
 
 /* --- receive -------------------------------------------------------------- */
@@ -480,49 +490,32 @@ void virtio_net_rx(struct virtio_net *n)
 		n->rx_len = 0;
 		return;
 	}
-	if (used) {
-		vq_flush(vq, used);
-		virtio_mmio_notify_used(n->t, vq);
-	}
+	net_publish(n, vq, used);
 }
 
 /* --- transmit ------------------------------------------------------------- */
 
-static void net_tx(struct virtio_net *n)
+/* One transmit chain: its readable part is header + frame. */
+static int tx_serve(struct virtio_net *n, struct virtqueue *vq,
+		    const struct vq_elem *e)
 {
-	struct virtqueue *vq = &n->t->vq[VIRTIO_NET_TXQ];
-	struct vq_elem *e = &n->elem;
-	unsigned done = 0;
-	int r, cnt;
+	int cnt = -1;
 
-	/* Terminates: the driver cannot add chains while we run, and
-	 * vq_pop() hands out at most the queue size. */
-	while ((r = vq_pop(vq, e)) > 0) {
-		if (e->read_len < VIRTIO_NET_HDR_LEN) {
-			virtio_mmio_device_error(n->t,
-						 "virtio-net transmit buffer "
-						 "shorter than the header");
-			return;
-		}
-		cnt = -1;
-		if (e->read_len >= VIRTIO_NET_HDR_LEN + VIRTIO_NET_MIN_FRAME &&
-		    e->read_len <= VIRTIO_NET_HDR_LEN + VIRTIO_NET_MAX_FRAME)
-			cnt = vq_elem_iov(vq, e, false, 0, e->read_len, n->iov,
-					  VQ_MAX_SEGS);
-		if (cnt > 0 && !tap_writev(n->tap, n->iov, cnt))
-			n->stats.tx_frames++;
-		else
-			n->stats.tx_dropped++;
-		/* Nothing is written into a transmit buffer (5.1.6.2). */
-		vq_fill(vq, done, e->head, 0);
-		done++;
+	if (e->read_len < VIRTIO_NET_HDR_LEN) {
+		virtio_mmio_device_error(n->t, "virtio-net transmit buffer "
+					       "shorter than the header");
+		return -1;
 	}
-	if (r < 0)
-		return;
-	if (done) {
-		vq_flush(vq, done);
-		virtio_mmio_notify_used(n->t, vq);
-	}
+	if (e->read_len >= VIRTIO_NET_HDR_LEN + VIRTIO_NET_MIN_FRAME &&
+	    e->read_len <= VIRTIO_NET_HDR_LEN + VIRTIO_NET_MAX_FRAME)
+		cnt = vq_elem_iov(vq, e, false, 0, e->read_len, n->iov,
+				  VQ_MAX_SEGS);
+	if (cnt > 0 && !tap_writev(n->tap, n->iov, cnt))
+		n->stats.tx_frames++;
+	else
+		n->stats.tx_dropped++;
+	/* Nothing is written into a transmit buffer (5.1.6.2). */
+	return 0;
 }
 
 /* --- control queue -------------------------------------------------------- */
@@ -588,36 +581,24 @@ static uint8_t ctrl_command(struct virtio_net *n, struct virtqueue *vq,
 	}
 }
 
-static void net_ctrl(struct virtio_net *n)
+/* One control command; the ack byte is all that is written. */
+static int ctrl_serve(struct virtio_net *n, struct virtqueue *vq,
+		      const struct vq_elem *e)
 {
-	struct virtqueue *vq = &n->t->vq[VIRTIO_NET_CTRLQ];
-	struct vq_elem *e = &n->elem;
-	unsigned done = 0;
 	uint8_t ack;
-	int r;
 
-	while ((r = vq_pop(vq, e)) > 0) {
-		if (e->read_len < 2 || e->write_len < 1) {
-			virtio_mmio_device_error(
-				n->t, "virtio-net control command "
-				      "without class/command or ack");
-			return;
-		}
-		ack = ctrl_command(n, vq, e);
-		if (ack == VIRTIO_NET_OK)
-			n->stats.ctrl_ok++;
-		else
-			n->stats.ctrl_err++;
-		vq_elem_write(vq, e, 0, &ack, 1);
-		vq_fill(vq, done, e->head, 1);
-		done++;
+	if (e->read_len < 2 || e->write_len < 1) {
+		virtio_mmio_device_error(n->t, "virtio-net control command "
+					       "without class/command or ack");
+		return -1;
 	}
-	if (r < 0)
-		return;
-	if (done) {
-		vq_flush(vq, done);
-		virtio_mmio_notify_used(n->t, vq);
-	}
+	ack = ctrl_command(n, vq, e);
+	if (ack == VIRTIO_NET_OK)
+		n->stats.ctrl_ok++;
+	else
+		n->stats.ctrl_err++;
+	vq_elem_write(vq, e, 0, &ack, 1);
+	return 1;
 }
 
 /* --- transport callbacks -------------------------------------------------- */
@@ -632,11 +613,11 @@ static void net_queue_notify(void *dev, unsigned q)
 		virtio_net_rx(n);
 		break;
 	case VIRTIO_NET_TXQ:
-		net_tx(n);
+		net_serve(n, VIRTIO_NET_TXQ, tx_serve);
 		break;
 	case VIRTIO_NET_CTRLQ:
 		if (has(n, VIRTIO_NET_F_CTRL_VQ))
-			net_ctrl(n);
+			net_serve(n, VIRTIO_NET_CTRLQ, ctrl_serve);
 		break;
 	default:
 		break;

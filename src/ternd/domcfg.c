@@ -21,6 +21,7 @@
 #include <string.h>
 
 #include "util/err.h"
+#include "util/mac.h"
 
 #define TEXT_MAX (1024 * 1024)
 #define STR_MAX 4096
@@ -204,17 +205,6 @@ static bool is_digit(char c)
 	return c >= '0' && c <= '9';
 }
 
-static int hex_val(char c)
-{
-	if (c >= '0' && c <= '9')
-		return c - '0';
-	if (c >= 'a' && c <= 'f')
-		return c - 'a' + 10;
-	if (c >= 'A' && c <= 'F')
-		return c - 'A' + 10;
-	return -1;
-}
-
 static bool is_prefix(char c)
 {
 	return c == 'r' || c == 'R' || c == 'u' || c == 'U' || c == 'b' ||
@@ -324,9 +314,9 @@ static int parse_escape(struct parser *ps, const char **pp)
 	case 'f': val = '\f'; goto one;
 	case 'v': val = '\v'; goto one;
 	case 'x':
-		if (hex_val(p[2]) < 0 || hex_val(p[3]) < 0)
+		if (hex_digit(p[2]) < 0 || hex_digit(p[3]) < 0)
 			return serr(ps, ps->line, "invalid \\x escape");
-		val = (unsigned)(hex_val(p[2]) * 16 + hex_val(p[3]));
+		val = (unsigned)(hex_digit(p[2]) * 16 + hex_digit(p[3]));
 		p += 4;
 		goto byte;
 	default:
@@ -446,9 +436,9 @@ static int parse_number(struct parser *ps, struct value *v)
 	}
 	if (p[0] == '0' && (p[1] == 'x' || p[1] == 'X')) {
 		p += 2;
-		if (hex_val(*p) < 0)
+		if (hex_digit(*p) < 0)
 			return kerr(ps, ps->line, UNSUPPORTED);
-		for (; (d = hex_val(*p)) >= 0; p++) {
+		for (; (d = hex_digit(*p)) >= 0; p++) {
 			if (n > UINT64_MAX >> 4)
 				return kerr(ps, ps->line, "number too large");
 			n = n << 4 | (unsigned)d;
@@ -921,18 +911,6 @@ static int check_disk(struct parser *ps, const char *item, unsigned line,
 	return 0;
 }
 
-static bool mac_parse(const char *s, uint8_t mac[6])
-{
-	for (int i = 0; i < 6; i++, s += 3) {
-		int hi = hex_val(s[0]), lo = hi < 0 ? -1 : hex_val(s[1]);
-
-		if (lo < 0 || s[2] != (i == 5 ? '\0' : ':'))
-			return false;
-		mac[i] = (uint8_t)(hi << 4 | lo);
-	}
-	return true;
-}
-
 /* Linux's dev_valid_name(), and no control characters. */
 static bool bridge_valid(const char *s)
 {
@@ -978,16 +956,15 @@ static int check_vif(struct parser *ps, const char *item, unsigned line,
 		while (*v == ' ' || *v == '\t')
 			v++;
 		if (!strcmp(k, "mac")) {
-			if (!mac_parse(v, vf->mac))
+			if (mac_parse(v, vf->mac))
 				return kerr(ps, line,
 					    "'%s' is not a MAC address (aa:bb:cc:dd:ee:ff)",
 					    show(v).s);
-			if (vf->mac[0] & 1)
+			if (mac_is_multicast(vf->mac))
 				return kerr(ps, line,
 					    "MAC %s is a multicast address (the first octet must be even)",
 					    v);
-			if (!(vf->mac[0] | vf->mac[1] | vf->mac[2] |
-			      vf->mac[3] | vf->mac[4] | vf->mac[5]))
+			if (!mac_is_valid_unicast(vf->mac))
 				return kerr(ps, line,
 					    "MAC %s is not a valid address", v);
 			vf->has_mac = true;
@@ -1010,11 +987,13 @@ static int check_vif(struct parser *ps, const char *item, unsigned line,
 		      k);
 	}
 	for (unsigned j = 0; vf->has_mac && j < d->n_vifs; j++)
-		if (d->vifs[j].has_mac && !memcmp(d->vifs[j].mac, vf->mac, 6))
-			return kerr(ps, line,
-				    "MAC %02x:%02x:%02x:%02x:%02x:%02x used twice",
-				    vf->mac[0], vf->mac[1], vf->mac[2],
-				    vf->mac[3], vf->mac[4], vf->mac[5]);
+		if (d->vifs[j].has_mac &&
+		    !memcmp(d->vifs[j].mac, vf->mac, 6)) {
+			char mac[MAC_STR_LEN];
+
+			mac_format(vf->mac, mac);
+			return kerr(ps, line, "MAC %s used twice", mac);
+		}
 	d->n_vifs++;
 	return 0;
 }

@@ -1,10 +1,11 @@
 # SPDX-License-Identifier: MIT
-"""virtio-net on TAP interfaces, with the real guest, inside a network
-namespace this test makes (and deletes, with every process in it):
+"""virtio-net on TAP interfaces, with the real guest, on host h1 of a
+one-host lab (tests/system/netlab.py: network namespaces this test makes and
+deletes, with every process in them):
 
-    namespace ternnet-<pid>:  bridge ternbr0 (10.213.91.1/24)
-                                 |-- TAP of tern-vmm (guest 10.213.91.10)
-                                 |-- TAP of a second tern-vmm (migration)
+    namespace of h1:  bridge ternbr0 (10.213.77.1/24, uplink eth0)
+                         |-- TAP of tern-vmm (guest 10.213.77.100)
+                         |-- TAP of a second tern-vmm (migration)
 
 Covered: --net option errors (one line each; nothing left behind), the
 guest's eth0 with the configured MAC, ping, TCP transfers both ways
@@ -15,14 +16,13 @@ two tern-vmm on the same bridge while the namespace pings the guest every
 going, and afterwards the bridge's forwarding table has the guest's MAC
 on the destination's TAP (the announcement after the move).
 
-Pings and TCP on the host side are small Python programs run inside the
+Pings and TCP on the host side are small Python programs run inside h1's
 namespace (raw ICMP socket: no ping binary needed). Skipped, with the
 reason, where network namespaces cannot be made."""
 import json
 import os
 import re
 import shutil
-import signal
 import subprocess
 import time
 
@@ -30,17 +30,15 @@ import pexpect
 import pexpect.popen_spawn
 import pytest
 
-from conftest import BOOT_TIMEOUT, CMD_TIMEOUT, VMM, QmpClient, run_vmm
+from conftest import CMD_TIMEOUT, VMM, QmpClient, Vm, assert_one_line_error, run_vmm
+from netlab import BRIDGE, SUBNET, Lab, require_netns, ternlab
 from test_migrate import assert_handed_over, wait_migration, wait_running
 
-SUBNET = "10.213.91"        # only inside the test's namespace
-HOST_IP = f"{SUBNET}.1"
-GUEST_IP = f"{SUBNET}.10"
-BRIDGE = "ternbr0"
+HOST = "h1"                 # the lab host whose bridge the VMs' TAPs join
+GUEST_IP = f"{SUBNET}.{ternlab.GUEST_FIRST_OCTET}"
 MAC = "52:54:00:5e:ed:01"
 APPEND = f"console=ttyS0 tern.ip={GUEST_IP}/24"
 PY = "/usr/bin/python3"
-NS_RE = re.compile(r"^ternnet-(\d+)$")
 
 # ICMP echo every INTERVAL seconds until stdin closes, then one more second
 # for late replies; prints a JSON summary (lost replies, longest gap).
@@ -172,105 +170,24 @@ print(json.dumps(counts), flush=True)
 
 # ---- the namespace ----------------------------------------------------------------
 
-def _ip(*args, check=True, timeout=20):
-    r = subprocess.run(["ip", *args], capture_output=True, text=True, timeout=timeout,
-                       stdin=subprocess.DEVNULL)
-    if check and r.returncode != 0:
-        raise RuntimeError(f"`ip {' '.join(args)}` failed: {r.stderr.strip()}")
-    return r
+class HostNs:
+    """Lab host HOST's namespace, as the tests use it."""
 
-
-def _netns_unavailable():
-    """Why this process cannot make a namespace with a bridge, or None."""
-    if os.geteuid() != 0:
-        return f"network namespaces need root (euid is {os.geteuid()})"
-    if shutil.which("ip") is None:
-        return "no `ip` command (iproute2) on PATH"
-    if shutil.which("bridge") is None:
-        return "no `bridge` command (iproute2) on PATH"
-    if not os.access("/dev/net/tun", os.R_OK | os.W_OK):
-        return "no usable /dev/net/tun"
-    name = f"ternnet-{os.getpid()}-probe"
-    try:
-        r = _ip("netns", "add", name, check=False)
-        if r.returncode != 0:
-            return f"`ip netns add {name}` failed: {r.stderr.strip()}"
-        r = _ip("-n", name, "link", "add", "probebr", "type", "bridge", check=False)
-        if r.returncode != 0:
-            return f"cannot make a bridge in a namespace: {r.stderr.strip()}"
-        return None
-    except (OSError, subprocess.TimeoutExpired) as e:
-        return f"cannot run ip: {e}"
-    finally:
-        _ip("netns", "del", name, check=False)
-
-
-def _pid_alive(pid):
-    try:
-        os.kill(pid, 0)
-        return True
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True
-
-
-def _kill_and_delete(ns):
-    deadline = time.monotonic() + 10
-    while True:
-        r = _ip("netns", "pids", ns, check=False)
-        pids = [int(p) for p in r.stdout.split() if p.isdigit() and int(p) != os.getpid()]
-        if not pids or time.monotonic() > deadline:
-            break
-        for p in pids:
-            try:
-                os.kill(p, signal.SIGKILL)
-            except ProcessLookupError:
-                pass
-        time.sleep(0.05)
-    _ip("netns", "del", ns, check=False)
-
-
-class NetNs:
-    """One namespace: lo up, bridge BRIDGE with HOST_IP/24, up."""
-
-    def __init__(self):
-        self.name = f"ternnet-{os.getpid()}"
-        # Leftovers of runs that crashed, and of this one.
-        listing = _ip("netns", "list", check=False).stdout.splitlines()
-        for ns in (line.split()[0] for line in listing if line.strip()):
-            m = NS_RE.match(ns)
-            if m and (ns == self.name or not _pid_alive(int(m.group(1)))):
-                _kill_and_delete(ns)
-        _ip("netns", "add", self.name)
-        try:
-            _ip("-n", self.name, "link", "set", "lo", "up")
-            _ip("-n", self.name, "link", "add", BRIDGE, "type", "bridge")
-            _ip("-n", self.name, "addr", "add", f"{HOST_IP}/24", "dev", BRIDGE)
-            _ip("-n", self.name, "link", "set", BRIDGE, "up")
-        except BaseException:
-            self.close()
-            raise
-        self.procs = []
+    def __init__(self, lab):
+        self.lab = lab
+        self.addr = lab.addr(HOST)
 
     def wrap(self, argv):
-        return ["ip", "netns", "exec", self.name] + [str(a) for a in argv]
+        return self.lab.wrap(HOST, argv)
 
     def run(self, argv, timeout=60, check=True):
-        r = subprocess.run(self.wrap(argv), capture_output=True, text=True,
-                           timeout=timeout, stdin=subprocess.DEVNULL)
-        if check and r.returncode != 0:
-            raise AssertionError(f"`{' '.join(map(str, argv))}` exited "
-                                 f"{r.returncode}: {r.stderr}")
-        return r
+        return self.lab.run(HOST, argv, check=check, timeout=timeout)
 
     def popen(self, argv, **kw):
+        """Killed with the lab; its output on a text pipe."""
         kw.setdefault("stdout", subprocess.PIPE)
         kw.setdefault("text", True)
-        kw.setdefault("start_new_session", True)
-        p = subprocess.Popen(self.wrap(argv), **kw)
-        self.procs.append(p)
-        return p
+        return self.lab.popen(HOST, argv, **kw)
 
     def links(self):
         out = self.run(["ip", "-o", "link", "show"]).stdout
@@ -279,62 +196,28 @@ class NetNs:
     def fdb(self):
         return self.run(["bridge", "fdb", "show", "br", BRIDGE]).stdout
 
-    def close(self):
-        for p in getattr(self, "procs", []):
-            if p.poll() is None:
-                try:
-                    os.killpg(p.pid, signal.SIGKILL)
-                except ProcessLookupError:
-                    pass
-            try:
-                p.wait(timeout=10)
-            except subprocess.TimeoutExpired:
-                pass
-        _kill_and_delete(self.name)
-
 
 @pytest.fixture
 def netns():
-    why = _netns_unavailable()
-    if why:
-        pytest.skip(why)
-    ns = NetNs()
-    yield ns
-    ns.close()
+    require_netns()
+    if shutil.which("bridge") is None:
+        pytest.skip("no `bridge` command (iproute2) on PATH")
+    if not os.access("/dev/net/tun", os.R_OK | os.W_OK):
+        pytest.skip("no usable /dev/net/tun")
+    with Lab(1) as lab:
+        yield HostNs(lab)
 
 
-class NsVm:
-    """A tern-vmm inside the namespace, its console on pipes (as conftest.Vm)."""
+class NsVm(Vm):
+    """conftest.Vm with its tern-vmm inside the namespace: only the command
+    line differs (Vm.__init__ spawns tern-vmm itself)."""
 
     def __init__(self, ns, args, logfile):
-        self.args = ns.wrap([VMM] + list(args))
+        self.args = ns.wrap([VMM, *args])
         self.log = open(logfile, "wb")
         self.child = pexpect.popen_spawn.PopenSpawn(
             self.args, timeout=CMD_TIMEOUT, logfile=self.log, preexec_fn=os.setsid)
         self.proc = self.child.proc
-
-    def expect(self, pattern, timeout=CMD_TIMEOUT):
-        return self.child.expect(pattern, timeout=timeout)
-
-    def wait_ready(self):
-        self.expect("tern-guest: ready", timeout=BOOT_TIMEOUT)
-
-    def run(self, command, marker_re, timeout=CMD_TIMEOUT):
-        self.child.sendline(command)
-        self.expect(marker_re, timeout=timeout)
-        return self.child.match
-
-    def wait_exit(self, timeout=CMD_TIMEOUT):
-        return self.proc.wait(timeout=timeout)
-
-    def kill(self):
-        if self.proc.poll() is None:
-            try:
-                os.killpg(self.proc.pid, signal.SIGKILL)
-            except ProcessLookupError:
-                pass
-            self.proc.wait(timeout=10)
-        self.log.close()
 
 
 @pytest.fixture
@@ -430,7 +313,7 @@ def guest_to_host(netns, vm, nbytes, port=5002):
     want = m.group(1).decode()
     p = netns.popen([PY, "-c", TCPTOOL, "recv", port, count * 65536])
     assert p.stdout.readline().strip() == "listening"
-    vm.child.sendline(f'nc {HOST_IP} {port} < /tmp/blob; echo "ncdone=$?"')
+    vm.child.sendline(f'nc {netns.addr} {port} < /tmp/blob; echo "ncdone=$?"')
     line = p.stdout.readline()
     p.wait(timeout=60)
     got = json.loads(line)
@@ -449,15 +332,9 @@ def default_mac(name, index=0):
     return "52:54:00:%02x:%02x:%02x" % (low >> 16, (low >> 8) & 0xff, low & 0xff)
 
 
-def assert_one_line(r, *words, status=None):
-    assert r.returncode != 0, r
-    if status is not None:
-        assert r.returncode == status, r
-    lines = r.stderr.strip().splitlines()
-    assert len(lines) == 1, r.stderr
-    assert lines[0].startswith("tern-vmm: "), lines
-    for w in words:
-        assert w in lines[0], lines[0]
+def assert_one_line(r, *words, status):
+    assert r.returncode == status, r
+    assert_one_line_error(r, *words)
 
 
 # ---- tests --------------------------------------------------------------------------
@@ -492,6 +369,7 @@ def test_net_backend_refused(netns, guest):
     """A bridge or TAP that is not there, or not one: status 1, one line,
     and no interface left behind."""
     k = ["--kernel", guest["kernel"], "--initrd", guest["initrd"]]
+    links = sorted(netns.links())
     for arg, words in [
         ("bridge=nosuchbr", ["bridge nosuchbr does not exist"]),
         ("bridge=lo", ["lo is not a bridge"]),
@@ -501,7 +379,7 @@ def test_net_backend_refused(netns, guest):
     ]:
         r = netns.run([VMM, *k, "--net", arg], check=False)
         assert_one_line(r, *words, status=1)
-    assert sorted(netns.links()) == sorted(["lo", BRIDGE])
+    assert sorted(netns.links()) == links
 
 
 def test_net_guest(netns, nsvms):

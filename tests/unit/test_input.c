@@ -65,30 +65,7 @@ typedef struct fixture {
 
 #include "virtio_harness.h"
 
-static void discard(void *opaque, const uint8_t *buf, size_t len)
-{
-	(void)opaque;
-	(void)buf;
-	(void)len;
-}
-
-/* --- the interrupt line and the registry ------------------------------- */
-
-static bool line(fixture_t *f)
-{
-	unsigned irq = f->t->irq;
-
-	return (f->m.plic->s.level[irq / 32] >> (irq % 32)) & 1;
-}
-
-static const device_t *entry(machine_t *m, const char *name)
-{
-	for (unsigned i = 0; i < m->ndevices; i++)
-		if (!strcmp(m->devices[i].name, name))
-			return &m->devices[i];
-	fail_msg("no registry entry %s", name);
-	return NULL;
-}
+/* --- the registry -------------------------------------------------------- */
 
 /* The button's own section: the state-only entry next to the transport. */
 static const device_t *input_entry(fixture_t *f)
@@ -242,10 +219,7 @@ static fixture_t *fixture_new(const char *disk)
 	char err[256];
 
 	assert_non_null(f);
-	assert_int_equal(machine_init(&f->m, RAM_BYTES, 1, err, sizeof(err)),
-			 0);
-	if (platform_create(&f->m, discard, NULL, err, sizeof(err)))
-		fail_msg("platform_create: %s", err);
+	board_init(f);
 	snprintf(f->disk, sizeof(f->disk), "%s", disk);
 	if (!virtio_blk_new(&f->m, f->disk, false, err, sizeof(err)))
 		fail_msg("virtio_blk_new: %s", err);

@@ -96,100 +96,16 @@ typedef struct fixture {
 	uint64_t base;
 	uint16_t avail[3]; /* driver's avail idx per queue */
 	uint16_t seen[3];  /* used entries already looked at */
-	uint16_t next_desc[3];
 } fixture_t;
 
-static void discard(void *opaque, const uint8_t *buf, size_t len)
-{
-	(void)opaque;
-	(void)buf;
-	(void)len;
-}
+#include "virtio_harness.h"
 
-/* --- guest memory --------------------------------------------------------- */
-
-static uint8_t *gp(fixture_t *f, uint64_t gpa, uint64_t len)
-{
-	uint8_t *p = ram_ptr(&f->m.ram, gpa, len);
-
-	if (!p) {
-		fail_msg("0x%llx + %llu is not in RAM", (unsigned long long)gpa,
-			 (unsigned long long)len);
-		abort(); /* not reached; tells the compiler p is set */
-	}
-	return p;
-}
-
-static void gw16(fixture_t *f, uint64_t gpa, uint16_t v)
-{
-	memcpy(gp(f, gpa, 2), &v, 2);
-}
-
-static void gw32(fixture_t *f, uint64_t gpa, uint32_t v)
-{
-	memcpy(gp(f, gpa, 4), &v, 4);
-}
-
-static void gw64(fixture_t *f, uint64_t gpa, uint64_t v)
-{
-	memcpy(gp(f, gpa, 8), &v, 8);
-}
-
-static uint16_t gr16(fixture_t *f, uint64_t gpa)
-{
-	uint16_t v;
-
-	memcpy(&v, gp(f, gpa, 2), 2);
-	return v;
-}
-
-static uint32_t gr32(fixture_t *f, uint64_t gpa)
-{
-	uint32_t v;
-
-	memcpy(&v, gp(f, gpa, 4), 4);
-	return v;
-}
+/* --- the test driver ------------------------------------------------------ */
 
 static void set_desc(fixture_t *f, unsigned q, unsigned i, uint64_t addr,
 		     uint32_t len, uint16_t flags, uint16_t next)
 {
-	uint64_t d = DESC(q) + 16ull * i;
-
-	gw64(f, d, addr);
-	gw32(f, d + 8, len);
-	gw16(f, d + 12, flags);
-	gw16(f, d + 14, next);
-}
-
-/* --- MMIO ----------------------------------------------------------------- */
-
-static uint32_t rd(fixture_t *f, uint64_t off)
-{
-	uint64_t v = 0;
-
-	assert_true(machine_mmio_read(&f->m, f->base + off, 4, &v));
-	return (uint32_t)v;
-}
-
-static uint64_t rdn(fixture_t *f, uint64_t off, unsigned size)
-{
-	uint64_t v = 0;
-
-	assert_true(machine_mmio_read(&f->m, f->base + off, size, &v));
-	return v;
-}
-
-static void wr(fixture_t *f, uint64_t off, uint32_t v)
-{
-	assert_true(machine_mmio_write(&f->m, f->base + off, 4, v));
-}
-
-static bool line(fixture_t *f)
-{
-	unsigned irq = f->t->irq;
-
-	return (f->m.plic->s.level[irq / 32] >> (irq % 32)) & 1;
+	set_desc_at(f, DESC(q), i, addr, len, flags, next);
 }
 
 static void ack_irq(fixture_t *f)
@@ -202,52 +118,11 @@ static bool needs_reset(fixture_t *f)
 	return rd(f, VIRTIO_MMIO_STATUS) & VIRTIO_STATUS_DEVICE_NEEDS_RESET;
 }
 
-/* --- the test driver ------------------------------------------------------ */
-
-static uint64_t device_features(fixture_t *f)
-{
-	uint64_t lo, hi;
-
-	wr(f, VIRTIO_MMIO_DEVICE_FEATURES_SEL, 0);
-	lo = rd(f, VIRTIO_MMIO_DEVICE_FEATURES);
-	wr(f, VIRTIO_MMIO_DEVICE_FEATURES_SEL, 1);
-	hi = rd(f, VIRTIO_MMIO_DEVICE_FEATURES);
-	return hi << 32 | lo;
-}
-
-/* Features handshake (3.1.1). Returns whether FEATURES_OK stuck. */
-static bool negotiate(fixture_t *f, uint64_t feat)
-{
-	wr(f, VIRTIO_MMIO_STATUS, 0);
-	wr(f, VIRTIO_MMIO_STATUS, VIRTIO_STATUS_ACKNOWLEDGE);
-	wr(f, VIRTIO_MMIO_STATUS,
-	   VIRTIO_STATUS_ACKNOWLEDGE | VIRTIO_STATUS_DRIVER);
-	wr(f, VIRTIO_MMIO_DRIVER_FEATURES_SEL, 0);
-	wr(f, VIRTIO_MMIO_DRIVER_FEATURES, (uint32_t)feat);
-	wr(f, VIRTIO_MMIO_DRIVER_FEATURES_SEL, 1);
-	wr(f, VIRTIO_MMIO_DRIVER_FEATURES, (uint32_t)(feat >> 32));
-	wr(f, VIRTIO_MMIO_STATUS,
-	   VIRTIO_STATUS_ACKNOWLEDGE | VIRTIO_STATUS_DRIVER |
-		   VIRTIO_STATUS_FEATURES_OK);
-	return rd(f, VIRTIO_MMIO_STATUS) & VIRTIO_STATUS_FEATURES_OK;
-}
-
 static void setup_queue(fixture_t *f, unsigned q)
 {
 	memset(gp(f, DESC(q), 0x3000), 0, 0x3000);
-	wr(f, VIRTIO_MMIO_QUEUE_SEL, q);
-	assert_int_equal(rd(f, VIRTIO_MMIO_QUEUE_NUM_MAX),
-			 VIRTIO_NET_QUEUE_SIZE);
-	wr(f, VIRTIO_MMIO_QUEUE_NUM, QSIZE);
-	wr(f, VIRTIO_MMIO_QUEUE_DESC_LOW, (uint32_t)DESC(q));
-	wr(f, VIRTIO_MMIO_QUEUE_DESC_HIGH, (uint32_t)(DESC(q) >> 32));
-	wr(f, VIRTIO_MMIO_QUEUE_DRIVER_LOW, (uint32_t)AVAIL(q));
-	wr(f, VIRTIO_MMIO_QUEUE_DRIVER_HIGH, (uint32_t)(AVAIL(q) >> 32));
-	wr(f, VIRTIO_MMIO_QUEUE_DEVICE_LOW, (uint32_t)USED(q));
-	wr(f, VIRTIO_MMIO_QUEUE_DEVICE_HIGH, (uint32_t)(USED(q) >> 32));
-	wr(f, VIRTIO_MMIO_QUEUE_READY, 1);
-	assert_int_equal(rd(f, VIRTIO_MMIO_QUEUE_READY), 1);
-	f->avail[q] = f->seen[q] = f->next_desc[q] = 0;
+	queue_setup(f, q, VIRTIO_NET_QUEUE_SIZE, DESC(q), AVAIL(q), USED(q));
+	f->avail[q] = f->seen[q] = 0;
 }
 
 static void driver_start(fixture_t *f, uint64_t feat)
@@ -265,11 +140,7 @@ static void driver_start(fixture_t *f, uint64_t feat)
 /* Makes descriptor head available on queue q. */
 static void post(fixture_t *f, unsigned q, uint16_t head, bool kick)
 {
-	gw16(f, AVAIL(q) + 4 + 2 * (f->avail[q] % QSIZE), head);
-	f->avail[q]++;
-	gw16(f, AVAIL(q) + 2, f->avail[q]);
-	if (kick)
-		wr(f, VIRTIO_MMIO_QUEUE_NOTIFY, q);
+	ring_post(f, q, AVAIL(q), &f->avail[q], head, kick);
 }
 
 static uint16_t used_idx(fixture_t *f, unsigned q)
@@ -286,6 +157,16 @@ static void next_used(fixture_t *f, unsigned q, uint32_t *id, uint32_t *len)
 	*id = gr32(f, USED(q) + 4 + 8 * slot);
 	*len = gr32(f, USED(q) + 8 + 8 * slot);
 	f->seen[q]++;
+}
+
+/* The next used entry of queue q is descriptor id, len bytes written. */
+static void expect_used(fixture_t *f, unsigned q, uint32_t id, uint32_t len)
+{
+	uint32_t got_id, got_len;
+
+	next_used(f, q, &got_id, &got_len);
+	assert_int_equal(got_id, id);
+	assert_int_equal(got_len, len);
 }
 
 /* One receive buffer of len bytes at RXBUF(i), descriptor i. */
@@ -336,10 +217,7 @@ static fixture_t *fixture_new(const uint8_t mac[6])
 	int sv[2];
 
 	assert_non_null(f);
-	assert_int_equal(machine_init(&f->m, RAM_BYTES, 1, err, sizeof(err)),
-			 0);
-	if (platform_create(&f->m, discard, NULL, err, sizeof(err)))
-		fail_msg("platform_create: %s", err);
+	board_init(f);
 	assert_int_equal(
 		socketpair(AF_UNIX, SOCK_SEQPACKET | SOCK_CLOEXEC, 0, sv), 0);
 	tap_from_fd(&f->tap, sv[0], "test0");
@@ -370,15 +248,6 @@ static int teardown(void **state)
 {
 	fixture_free(*state);
 	return 0;
-}
-
-static const device_t *entry(machine_t *m, const char *name)
-{
-	for (unsigned i = 0; i < m->ndevices; i++)
-		if (!strcmp(m->devices[i].name, name))
-			return &m->devices[i];
-	fail_msg("no registry entry %s", name);
-	return NULL;
 }
 
 /* --- tests: identity, config, features ------------------------------------ */
@@ -525,7 +394,6 @@ static void test_tx(void **state)
 {
 	fixture_t *f = *state;
 	uint8_t junk[16];
-	uint32_t id, len;
 	uint16_t h;
 
 	driver_start(f, ALL_FEATURES);
@@ -534,9 +402,7 @@ static void test_tx(void **state)
 	post(f, TXQ, h, true);
 	expect_tx_frame(f, 1000, 1);
 	assert_int_equal(used_idx(f, TXQ), 1);
-	next_used(f, TXQ, &id, &len);
-	assert_int_equal(id, h);
-	assert_int_equal(len, 0);
+	expect_used(f, TXQ, h, 0);
 	assert_true(rd(f, VIRTIO_MMIO_INTERRUPT_STATUS) &
 		    VIRTIO_MMIO_INT_VRING);
 	assert_true(line(f));
@@ -588,7 +454,6 @@ static void test_rx_mergeable(void **state)
 {
 	fixture_t *f = *state;
 	uint64_t *bitmap = calloc(f->m.ram.npages / 64 + 1, 8);
-	uint32_t id, len;
 	uint16_t nb;
 
 	assert_non_null(bitmap);
@@ -603,15 +468,9 @@ static void test_rx_mergeable(void **state)
 	net_send(f, 0, 0, 250, 9);
 	virtio_net_rx(f->n);
 	assert_int_equal(used_idx(f, RXQ), 3);
-	next_used(f, RXQ, &id, &len);
-	assert_int_equal(id, 0);
-	assert_int_equal(len, 100);
-	next_used(f, RXQ, &id, &len);
-	assert_int_equal(id, 1);
-	assert_int_equal(len, 100);
-	next_used(f, RXQ, &id, &len);
-	assert_int_equal(id, 2);
-	assert_int_equal(len, 62);
+	expect_used(f, RXQ, 0, 100);
+	expect_used(f, RXQ, 1, 100);
+	expect_used(f, RXQ, 2, 62);
 	nb = gr16(f, RXBUF(0) + 10);
 	assert_int_equal(nb, 3);
 	assert_int_equal(*gp(f, RXBUF(0), 1), 0); /* flags */
@@ -632,9 +491,7 @@ static void test_rx_mergeable(void **state)
 	/* A small frame fits the fourth buffer alone: num_buffers 1. */
 	net_send(f, 0, 0, 40, 10);
 	virtio_net_rx(f->n);
-	next_used(f, RXQ, &id, &len);
-	assert_int_equal(id, 3);
-	assert_int_equal(len, 52);
+	expect_used(f, RXQ, 3, 52);
 	assert_int_equal(gr16(f, RXBUF(3) + 10), 1);
 	/* No buffers left: the next frame waits and the TAP is not read
 	 * (not polled) until the driver adds buffers and notifies. */
@@ -654,17 +511,11 @@ static void test_rx_mergeable(void **state)
 	add_rx(f, 5, 100, false);
 	add_rx(f, 6, 100, true);
 	assert_int_equal(used_idx(f, RXQ), 7);
-	next_used(f, RXQ, &id, &len);
-	assert_int_equal(id, 4);
-	assert_int_equal(len, 100);
-	next_used(f, RXQ, &id, &len);
-	assert_int_equal(id, 5);
-	assert_int_equal(len, 62);
+	expect_used(f, RXQ, 4, 100);
+	expect_used(f, RXQ, 5, 62);
 	assert_int_equal(gr16(f, RXBUF(4) + 10), 2);
 	expect_rx_bytes(f, RXBUF(5), 88, 62, 11);
-	next_used(f, RXQ, &id, &len);
-	assert_int_equal(id, 6);
-	assert_int_equal(len, 32);
+	expect_used(f, RXQ, 6, 32);
 	expect_rx_bytes(f, RXBUF(6) + VIRTIO_NET_HDR_LEN, 0, 20, 12);
 	assert_int_equal(virtio_net_rx_fd(f->n), f->tap.fd);
 	assert_int_equal(virtio_net_stats(f->n)->rx_frames, 4);
@@ -675,7 +526,6 @@ static void test_rx_mergeable(void **state)
 static void test_rx_single(void **state)
 {
 	fixture_t *f = *state;
-	uint32_t id, len;
 
 	driver_start(f, MIN_FEATURES);
 	/* 1526-byte buffers, as Linux posts them without offloads. */
@@ -687,14 +537,10 @@ static void test_rx_single(void **state)
 	net_send(f, 0, 0, 60, 22);
 	virtio_net_rx(f->n);
 	assert_int_equal(used_idx(f, RXQ), 2);
-	next_used(f, RXQ, &id, &len);
-	assert_int_equal(id, 0);
-	assert_int_equal(len, VIRTIO_NET_HDR_LEN + 1514);
+	expect_used(f, RXQ, 0, VIRTIO_NET_HDR_LEN + 1514);
 	assert_int_equal(gr16(f, RXBUF(0) + 10), 1); /* 5.1.6.4 */
 	expect_rx_bytes(f, RXBUF(0) + VIRTIO_NET_HDR_LEN, 0, 1514, 20);
-	next_used(f, RXQ, &id, &len);
-	assert_int_equal(id, 1);
-	assert_int_equal(len, VIRTIO_NET_HDR_LEN + 60);
+	expect_used(f, RXQ, 1, VIRTIO_NET_HDR_LEN + 60);
 	expect_rx_bytes(f, RXBUF(1) + VIRTIO_NET_HDR_LEN, 0, 60, 22);
 	assert_int_equal(*gp(f, RXBUF(1) + VIRTIO_NET_HDR_LEN + 60, 1), CANARY);
 	assert_int_equal(virtio_net_stats(f->n)->rx_dropped, 1);
@@ -754,7 +600,6 @@ static uint8_t ctrl(fixture_t *f, uint8_t cls, uint8_t cmd, const void *data,
 		    uint32_t dlen)
 {
 	uint16_t before = used_idx(f, CQ);
-	uint32_t id, len;
 	uint8_t *p = gp(f, CTRLBUF, 2 + dlen);
 	uint64_t ackp = CTRLBUF + 0x1000;
 
@@ -773,9 +618,7 @@ static uint8_t ctrl(fixture_t *f, uint8_t cls, uint8_t cmd, const void *data,
 	}
 	post(f, CQ, 0, true);
 	assert_int_equal(used_idx(f, CQ), (uint16_t)(before + 1));
-	next_used(f, CQ, &id, &len);
-	assert_int_equal(id, 0);
-	assert_int_equal(len, 1);
+	expect_used(f, CQ, 0, 1);
 	assert_int_equal(*gp(f, ackp + 1, 1), CANARY);
 	return *gp(f, ackp, 1);
 }
@@ -1006,7 +849,6 @@ static void test_malformed(void **state)
 static void test_backend_gone(void **state)
 {
 	fixture_t *f = *state;
-	uint32_t id, len;
 
 	driver_start(f, ALL_FEATURES);
 	add_rx(f, 0, 2048, true);
@@ -1018,7 +860,7 @@ static void test_backend_gone(void **state)
 	/* Transmits are completed (dropped), not left hanging. */
 	tx_chain(f, 0, TXDATA, 60, 1, 1);
 	post(f, TXQ, 0, true);
-	next_used(f, TXQ, &id, &len);
+	expect_used(f, TXQ, 0, 0);
 	assert_int_equal(virtio_net_stats(f->n)->tx_dropped, 1);
 	assert_false(needs_reset(f));
 }
@@ -1125,7 +967,6 @@ static void test_snapshot(void **state)
 	fixture_t *f = *state, *g;
 	uint8_t other[6];
 	char err[256], *path;
-	uint32_t id, len;
 
 	driver_start(f, ALL_FEATURES);
 	for (unsigned i = 0; i < 4; i++)
@@ -1147,9 +988,7 @@ static void test_snapshot(void **state)
 	virtio_net_rx(g->n);
 	assert_int_equal(used_idx(g, RXQ), 1);
 	g->seen[RXQ] = 0;
-	next_used(g, RXQ, &id, &len);
-	assert_int_equal(id, 0);
-	assert_int_equal(len, VIRTIO_NET_HDR_LEN + 100);
+	expect_used(g, RXQ, 0, VIRTIO_NET_HDR_LEN + 100);
 	expect_rx_bytes(g, RXBUF(0) + VIRTIO_NET_HDR_LEN, 0, 100, 3);
 	fixture_free(g);
 

@@ -83,7 +83,7 @@ static void read_image(const char *path, size_t off, void *buf, size_t len)
 	fclose(f);
 }
 
-/* --- the ring and the interrupt line ---------------------------------- */
+/* --- the ring ---------------------------------------------------------- */
 
 static void set_desc(fixture_t *f, unsigned i, uint64_t addr, uint32_t len,
 		     uint16_t flags, uint16_t next)
@@ -91,25 +91,7 @@ static void set_desc(fixture_t *f, unsigned i, uint64_t addr, uint32_t len,
 	set_desc_at(f, DESC, i, addr, len, flags, next);
 }
 
-static bool line(fixture_t *f)
-{
-	unsigned irq = f->t->irq;
-
-	return (f->plic->s.level[irq / 32] >> (irq % 32)) & 1;
-}
-
 /* --- the test driver ---------------------------------------------------- */
-
-static uint64_t device_features(fixture_t *f)
-{
-	uint64_t lo, hi;
-
-	wr(f, VIRTIO_MMIO_DEVICE_FEATURES_SEL, 0);
-	lo = rd(f, VIRTIO_MMIO_DEVICE_FEATURES);
-	wr(f, VIRTIO_MMIO_DEVICE_FEATURES_SEL, 1);
-	hi = rd(f, VIRTIO_MMIO_DEVICE_FEATURES);
-	return hi << 32 | lo;
-}
 
 static void setup_queue(fixture_t *f)
 {

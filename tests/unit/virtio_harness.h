@@ -4,19 +4,62 @@
  * MMIO registers, the features handshake and split virtqueue rings built in
  * guest RAM (virtio 1.1, 2.6 and 4.2.2).
  *
- * The including test includes cmocka.h and defines, first, fixture_t with
- * the machine (machine_t m) and the device's MMIO base (uint64_t base), and
- * QSIZE, the size of the rings its driver builds.
+ * The including test includes cmocka.h and defines, first, RAM_BYTES (the
+ * guest's RAM), QSIZE (the size of the rings its driver builds) and
+ * fixture_t with the machine (machine_t m), the device's transport
+ * (struct virtio_mmio *t) and its MMIO base (uint64_t base).
  */
 #ifndef TERN_TEST_VIRTIO_HARNESS_H
 #define TERN_TEST_VIRTIO_HARNESS_H
 
 #include <stdbool.h>
+#include <stddef.h>
 #include <stdint.h>
+#include <stdlib.h>
 #include <string.h>
 
+#include "devices/plic.h"
 #include "devices/virtio_mmio.h"
 #include "machine/machine.h"
+#include "machine/platform.h"
+
+/* --- the board ---------------------------------------------------------- */
+
+static inline void console_discard(void *opaque, const uint8_t *buf, size_t len)
+{
+	(void)opaque;
+	(void)buf;
+	(void)len;
+}
+
+/* f->m as tern-vmm builds it (platform_create), the console dropped. */
+static inline void board_init(fixture_t *f)
+{
+	char err[256];
+
+	if (machine_init(&f->m, RAM_BYTES, 1, err, sizeof(err)))
+		fail_msg("machine_init: %s", err);
+	if (platform_create(&f->m, console_discard, NULL, err, sizeof(err)))
+		fail_msg("platform_create: %s", err);
+}
+
+/* The machine's registry entry called name (devices and their state). */
+static inline const device_t *entry(machine_t *m, const char *name)
+{
+	for (unsigned i = 0; i < m->ndevices; i++)
+		if (!strcmp(m->devices[i].name, name))
+			return &m->devices[i];
+	fail_msg("no registry entry %s", name);
+	return NULL;
+}
+
+/* The level of the device's interrupt line at the PLIC. */
+static inline bool line(fixture_t *f)
+{
+	unsigned irq = f->t->irq;
+
+	return (f->m.plic->s.level[irq / 32] >> (irq % 32)) & 1;
+}
 
 /* --- guest memory ------------------------------------------------------- */
 
@@ -24,7 +67,11 @@ static inline uint8_t *gp(fixture_t *f, uint64_t gpa, uint64_t len)
 {
 	uint8_t *p = ram_ptr(&f->m.ram, gpa, len);
 
-	assert_non_null(p);
+	if (!p) {
+		fail_msg("0x%llx + %llu is not in RAM", (unsigned long long)gpa,
+			 (unsigned long long)len);
+		abort(); /* not reached; tells the compiler p is set */
+	}
 	return p;
 }
 
@@ -98,6 +145,17 @@ static inline void wr8(fixture_t *f, uint64_t off, uint8_t v)
 }
 
 /* --- the driver --------------------------------------------------------- */
+
+static inline uint64_t device_features(fixture_t *f)
+{
+	uint64_t lo, hi;
+
+	wr(f, VIRTIO_MMIO_DEVICE_FEATURES_SEL, 0);
+	lo = rd(f, VIRTIO_MMIO_DEVICE_FEATURES);
+	wr(f, VIRTIO_MMIO_DEVICE_FEATURES_SEL, 1);
+	hi = rd(f, VIRTIO_MMIO_DEVICE_FEATURES);
+	return hi << 32 | lo;
+}
 
 /* Features handshake (3.1.1). Returns whether FEATURES_OK stuck. */
 static inline bool negotiate(fixture_t *f, uint64_t feat)
