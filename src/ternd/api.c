@@ -191,8 +191,9 @@ static json_t *vmm_command(ternd_t *t, qmp_req_t *r, const char *cmd)
 
 	if (!d)
 		return NULL;
-	if (d->state == DOM_MIGRATING) {
-		qmp_req_error(r, NULL, "domain '%s' is migrating", d->name);
+	if (d->state == DOM_MIGRATING || d->state == DOM_SAVING) {
+		qmp_req_error(r, NULL, "domain '%s' is %s", d->name,
+			      dom_state_name(d->state));
 		return NULL;
 	}
 	ret = domain_call(d->dir, cmd, NULL, VMM_CALL_MS, err, sizeof(err));
@@ -246,88 +247,158 @@ static json_t *cmd_destroy(void *opaque, qmp_req_t *r)
 }
 
 /*
- * save: an offline migration of the VM into FILE (tern-vmm writes it
- * atomically, with the domain config in it); the domain ends, as with
- * xm save.
+ * save: an offline migration of the VM into FILE (tern-vmm writes it, with
+ * the domain config in it); the domain ends, as with xm save. The writing
+ * takes a while for a big VM, so a thread follows it and the request is
+ * answered when it is done; ternd serves others meanwhile.
  */
+typedef struct save_job {
+	ternd_t *t;
+	domain_t *d;
+	char ctl[320];
+	char file[4096];
+	job_done_t *done;
+} save_job_t;
+
+/* Runs tern-vmm's migrate file: and follows it to its end. */
+static int save_run(save_job_t *j, char *err, size_t errlen)
+{
+	uint64_t t0 = ternd_now_ms();
+	char uri[4200];
+	qmp_client_t *q;
+	json_t *ret;
+	int rc = 0;
+
+	q = qmp_connect(j->ctl, VMM_CALL_MS, err, errlen);
+	if (!q)
+		return -1;
+	snprintf(uri, sizeof(uri), "file:%s", j->file);
+	ret = qmp_call(q, "migrate", json_pack("{s:s,s:b}", "uri", uri, "live",
+					       false), err, errlen);
+	if (!ret)
+		rc = -1;
+	while (ret) {
+		const char *s, *e;
+
+		json_decref(ret);
+		usleep(20000);
+		ret = qmp_call(q, "query-migrate", NULL, err, errlen);
+		if (!ret)
+			break;	/* tern-vmm exits once the file is complete */
+		s = json_string_value(json_object_get(ret, "status"));
+		if (s && !strcmp(s, "completed"))
+			break;
+		if (s && (!strcmp(s, "failed") || !strcmp(s, "cancelled"))) {
+			e = json_string_value(json_object_get(ret, "error-desc"));
+			rc = err_set(err, errlen, "%s", e ? e : "save failed");
+		} else if (ternd_now_ms() - t0 > SAVE_TIMEOUT_MS) {
+			rc = err_set(err, errlen, "save did not finish in time");
+		}
+		if (rc)
+			break;
+	}
+	json_decref(ret);
+	qmp_close(q);
+	if (!rc && access(j->file, R_OK))
+		rc = err_set(err, errlen, "%s: %s", j->file, strerror(errno));
+	return rc;
+}
+
+static void *save_main(void *arg)
+{
+	save_job_t *j = arg;
+	job_done_t *done = j->done;
+	char err[512];
+	struct stat st;
+
+	if (save_run(j, err, sizeof(err))) {
+		snprintf(done->error, sizeof(done->error),
+			 "cannot save domain '%s': %s", j->d->name, err);
+	} else {
+		done->ret = json_pack("{s:s,s:I}", "file", j->file, "bytes",
+				      (json_int_t)(stat(j->file, &st) ? 0 :
+						   st.st_size));
+		log_info("domain %s (id %u) saved to %s", j->d->name, j->d->id,
+			 j->file);
+	}
+	pthread_mutex_lock(&j->t->lock);
+	done->next = j->t->done;
+	j->t->done = done;
+	pthread_mutex_unlock(&j->t->lock);
+	ternd_wake(j->t);
+	free(j);
+	return NULL;
+}
+
 static json_t *cmd_save(void *opaque, qmp_req_t *r)
 {
 	ternd_t *t = opaque;
 	const char *file = qmp_arg_str(r, "file");
 	domain_t *d = find_live(t, r);
-	char uri[4200], err[512], ctl[320];
-	uint64_t t0 = ternd_now_ms();
-	qmp_client_t *q;
-	struct stat st;
-	json_t *ret;
+	pthread_attr_t attr;
+	save_job_t *j;
+	pthread_t th;
 
 	if (!d)
 		return NULL;
-	if (d->state == DOM_MIGRATING) {
-		qmp_req_error(r, NULL, "domain '%s' is migrating", d->name);
+	if (d->state == DOM_MIGRATING || d->state == DOM_SAVING) {
+		qmp_req_error(r, NULL, "domain '%s' is %s", d->name,
+			      dom_state_name(d->state));
 		return NULL;
 	}
-	if (file[0] != '/') {
+	if (file[0] != '/' || strlen(file) >= sizeof(j->file)) {
 		qmp_req_error(r, NULL, "save file must be an absolute path: %s",
 			      file);
 		return NULL;
 	}
-	snprintf(ctl, sizeof(ctl), "%s/ctl.sock", d->dir);
-	q = qmp_connect(ctl, VMM_CALL_MS, err, sizeof(err));
-	if (!q) {
-		qmp_req_error(r, NULL, "domain '%s': %s", d->name, err);
+	j = calloc(1, sizeof(*j));
+	if (j)
+		j->done = calloc(1, sizeof(*j->done));
+	if (!j || !j->done) {
+		free(j);
+		qmp_req_error(r, NULL, "out of memory");
 		return NULL;
 	}
-	snprintf(uri, sizeof(uri), "file:%s", file);
-	ret = qmp_call(q, "migrate", json_pack("{s:s,s:b}", "uri", uri, "live",
-					       false), err, sizeof(err));
-	while (ret) {
-		const char *s;
+	j->t = t;
+	j->d = d;
+	snprintf(j->ctl, sizeof(j->ctl), "%s/ctl.sock", d->dir);
+	snprintf(j->file, sizeof(j->file), "%s", file);
+	j->done->d = d;
+	j->done->restore_state = d->state;
+	qmp_defer(r, &j->done->ticket);
+	pthread_attr_init(&attr);
+	pthread_attr_setdetachstate(&attr, PTHREAD_CREATE_DETACHED);
+	if (pthread_create(&th, &attr, save_main, j)) {
+		pthread_attr_destroy(&attr);
+		json_decref(j->done->ticket.id);
+		free(j->done);
+		free(j);
+		qmp_req_error(r, NULL, "cannot start a thread");
+		return NULL;
+	}
+	pthread_attr_destroy(&attr);
+	d->refs++;
+	domain_set_state(t, d, DOM_SAVING);
+	return QMP_DEFERRED;
+}
 
-		json_decref(ret);
-		usleep(20000);
-		ret = qmp_call(q, "query-migrate", NULL, err, sizeof(err));
-		s = json_string_value(json_object_get(ret, "status"));
-		if (!ret) {
-			/* tern-vmm exits once the file is complete */
-			ret = json_object();
-			break;
-		}
-		if (s && !strcmp(s, "completed"))
-			break;
-		if (s && (!strcmp(s, "failed") || !strcmp(s, "cancelled"))) {
-			const char *e = json_string_value(json_object_get(ret,
-								"error-desc"));
+void api_finish_jobs(ternd_t *t)
+{
+	while (t->done) {
+		job_done_t *done = t->done;
+		domain_t *d = done->d;
 
-			snprintf(err, sizeof(err), "%s", e ? e : "save failed");
-			json_decref(ret);
-			ret = NULL;
-			break;
+		t->done = done->next;
+		if (done->ret && !d->gone) {
+			/* Its tern-vmm is ending anyway: once saved, it is gone. */
+			domain_destroy(t, d);
+		} else if (!done->ret && !d->gone && d->state == DOM_SAVING) {
+			domain_set_state(t, d, done->restore_state);
 		}
-		if (ternd_now_ms() - t0 > SAVE_TIMEOUT_MS) {
-			snprintf(err, sizeof(err), "save did not finish in time");
-			json_decref(ret);
-			ret = NULL;
-			break;
-		}
+		qmp_answer(&t->srv, &done->ticket, done->ret, done->error);
+		domain_put(d);
+		free(done);
 	}
-	qmp_close(q);
-	if (!ret) {
-		qmp_req_error(r, NULL, "cannot save domain '%s': %s", d->name, err);
-		return NULL;
-	}
-	json_decref(ret);
-	if (access(file, R_OK)) {
-		qmp_req_error(r, NULL, "cannot save domain '%s': %s: %s", d->name,
-			      file, strerror(errno));
-		return NULL;
-	}
-	log_info("domain %s (id %u) saved to %s", d->name, d->id, file);
-	ret = json_pack("{s:s,s:I}", "file", file, "bytes",
-			(json_int_t)(stat(file, &st) ? 0 : st.st_size));
-	/* Its tern-vmm is ending anyway: the domain is gone once saved. */
-	domain_destroy(t, d);
-	return ret;
 }
 
 static json_t *cmd_restore(void *opaque, qmp_req_t *r)

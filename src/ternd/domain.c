@@ -36,6 +36,7 @@ static const char *const state_names[] = {
 	[DOM_RUNNING] = "running", [DOM_PAUSED] = "paused",
 	[DOM_INCOMING] = "incoming", [DOM_MIGRATING] = "migrating",
 	[DOM_SHUTDOWN] = "shutdown", [DOM_CRASHED] = "crashed",
+	[DOM_SAVING] = "saving",
 };
 
 const char *dom_state_name(enum dom_state s)
@@ -840,7 +841,8 @@ static void domain_ended(ternd_t *t, domain_t *d)
 			 "discarded", d->name, d->id);
 		domain_remove(t, d);
 	} else if (!strcmp(d->end_reason, "migrated")) {
-		log_info("domain %s (id %u) migrated away", d->name, d->id);
+		log_info("domain %s (id %u) %s", d->name, d->id,
+			 d->state == DOM_SAVING ? "saved" : "migrated away");
 		domain_remove(t, d);
 	} else if (!strcmp(d->end_reason, "guest-shutdown") && exited_ok) {
 		apply(t, d, d->cfg.on_poweroff, DOM_SHUTDOWN, "powered off");

@@ -400,6 +400,7 @@ static void loop(ternd_t *t)
 		/* Domains first: a request may remove one. */
 		domain_handle(t, pfds + base + nsrv, ndom);
 		qmp_server_handle(&t->srv, pfds + base, nsrv);
+		api_finish_jobs(t);
 		reloc_expire(t);
 		pthread_mutex_unlock(&t->lock);
 	}

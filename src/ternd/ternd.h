@@ -31,6 +31,7 @@ enum dom_state {
 	DOM_MIGRATING,
 	DOM_SHUTDOWN,
 	DOM_CRASHED,
+	DOM_SAVING,		/* being written to a file by tern save */
 };
 
 const char *dom_state_name(enum dom_state s);
@@ -74,6 +75,16 @@ typedef struct domain {
 	struct domain *next;
 } domain_t;
 
+/* A finished background job whose request waits for its answer. */
+typedef struct job_done {
+	qmp_ticket_t ticket;
+	json_t *ret;		/* the answer, or NULL: error */
+	char error[768];
+	domain_t *d;		/* referenced; the domain the job was about */
+	enum dom_state restore_state;	/* on failure, if still saving */
+	struct job_done *next;
+} job_done_t;
+
 typedef struct ternd {
 	pthread_mutex_t lock;
 	pthread_cond_t cond;	/* a domain's state changed */
@@ -91,6 +102,7 @@ typedef struct ternd {
 	unsigned next_id;
 	domain_t *domains;
 	mig_out_t *migs;
+	job_done_t *done;	/* answered by the main loop */
 	uint64_t memory_total_mib;
 	bool quit;
 } ternd_t;
@@ -170,5 +182,8 @@ void reloc_expire(ternd_t *t);
 
 extern const qmp_cmd_t api_cmds[];
 extern const size_t api_ncmds;
+
+/* Main loop, t->lock held: answers the requests of finished jobs. */
+void api_finish_jobs(ternd_t *t);
 
 #endif

@@ -334,6 +334,11 @@ def test_save_restore_and_localhost(ts):
     u0 = guest_uptime(con)
     pid = a.query_domain("vm1")["pid"]
     snap = ts.workdir / "vm1.sav"
+    # a save that cannot write its file changes nothing
+    r = a.tern("save", "vm1", str(ts.workdir / "no-such-dir" / "x.sav"), check=False)
+    assert_cli_error(r, "cannot save domain 'vm1'", "no-such-dir")
+    assert a.domain("vm1")["state"] == "running" and pid_alive(pid)
+    shell_answers(con)
     # a relative FILE is the CLI's working directory's
     r = a.tern("save", "vm1", snap.name, cwd=ts.workdir)
     assert snap.stat().st_size > 1 << 20, snap.stat()
