@@ -7,7 +7,7 @@ cd "$(dirname "$0")/.."
 
 PACKAGES=(
 	build-essential meson ninja-build pkg-config
-	libfdt-dev libcmocka-dev libxxhash-dev libjansson-dev
+	libfdt-dev libcmocka-dev libxxhash-dev libjansson-dev liblz4-dev
 	python3-pytest python3-pexpect
 	qemu-system-misc
 	gcc-riscv64-linux-gnu

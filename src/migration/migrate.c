@@ -770,7 +770,7 @@ struct sender {
 	stream_t s;		/* to the destination */
 	stream_t b;		/* its answers */
 	uint64_t send_ns;	/* time spent sending pages */
-	uint64_t send_bytes;	/* bytes sent meanwhile */
+	uint64_t send_bytes;	/* RAM bytes sent meanwhile */
 };
 
 static void update_progress(struct sender *x, uint64_t left)
@@ -821,7 +821,10 @@ static int send_round(struct sender *x)
 {
 	migrate_t *mg = x->mg;
 	stream_t *s = &x->s;
-	uint64_t next = 0, left = mg->dirty, t0 = now_ns(), b0 = s->bytes;
+	uint64_t next = 0, left = mg->dirty, t0 = now_ns();
+	/* Bandwidth in RAM bytes moved: the bytes compression kept off the
+	 * wire count, since the downtime estimate is in RAM bytes. */
+	uint64_t b0 = s->bytes + s->saved;
 
 	update_progress(x, left);
 	while (next < mg->m->ram.npages) {
@@ -838,11 +841,12 @@ static int send_round(struct sender *x)
 			return -1;
 	}
 	x->send_ns += now_ns() - t0;
-	x->send_bytes += s->bytes - b0;
+	x->send_bytes += s->bytes + s->saved - b0;
 	/* Bandwidth: this round's when it is big enough to tell, else the
 	 * average so far. */
-	if (s->bytes - b0 >= (1u << 20) && now_ns() > t0)
-		mg->bw = (double)(s->bytes - b0) * 1e9 / (double)(now_ns() - t0);
+	if (s->bytes + s->saved - b0 >= (1u << 20) && now_ns() > t0)
+		mg->bw = (double)(s->bytes + s->saved - b0) * 1e9 /
+			 (double)(now_ns() - t0);
 	else if (x->send_ns)
 		mg->bw = (double)x->send_bytes * 1e9 / (double)x->send_ns;
 	if (mg->p.bandwidth && (mg->bw == 0 || mg->bw > (double)mg->p.bandwidth))
@@ -877,6 +881,9 @@ static int sender_run(struct sender *x)
 	stream_init(s, mg->fd);
 	stream_init(b, mg->fd);
 	b->back = true;
+	/* A connection faster than compression gets plain pages (stream.h). */
+	s->lz4_when_behind = mg->tcp;
+	s->link_limit = mg->p.bandwidth;
 	if (mg->pipe) {
 		s->poll_writes = true;
 		s->timeout_ms = mg->p.io_timeout_ms;

@@ -6,6 +6,7 @@
 #include "migration/stream.h"
 
 #include <errno.h>
+#include <lz4.h>
 #include <poll.h>
 #include <stdarg.h>
 #include <stdio.h>
@@ -14,6 +15,7 @@
 #include <sys/mman.h>
 #include <sys/sysinfo.h>
 #include <sys/socket.h>
+#include <time.h>
 #include <unistd.h>
 #include <xxhash.h>
 
@@ -73,12 +75,15 @@ void stream_init(stream_t *s, int fd)
 	s->fd = fd;
 	s->our_version = STREAM_VERSION;
 	s->cancel_fd = -1;
+	s->compress = true;
 }
 
 void stream_free(stream_t *s)
 {
 	free(s->buf);
+	free(s->unpacked);
 	s->buf = NULL;
+	s->unpacked = NULL;
 	s->cap = 0;
 }
 
@@ -805,6 +810,114 @@ static bool page_untouched(struct residency *res, const ram_t *r, uint64_t p)
 	return !(res->vec[p - res->base] & 1);
 }
 
+/*
+ * LZ4 acceleration: 1 is LZ4's default. Measured on guest RAM (an idle
+ * guest's 54 MiB: 43% of its size with 1, 46% with 4, 52% with 16).
+ */
+#define LZ4_ACCEL 1
+
+/*
+ * Pages that do not compress tend to come in runs (random or already
+ * compressed data, a working set rewritten with noise): after a page
+ * that did not shrink, the next 1, 2, 4 ... up to LZ4_MAX_BACKOFF pages go
+ * raw without a try, so such runs cost little compression time. The first
+ * page that shrinks ends the backoff.
+ */
+#define LZ4_MAX_BACKOFF 64u
+
+static uint64_t mono_ns(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (uint64_t)ts.tv_sec * 1000000000ull + (uint64_t)ts.tv_nsec;
+}
+
+/* Link bytes a live sender learns on before it decides, and compressed
+ * bytes it then tries to learn LZ4's speed and ratio on this RAM. */
+#define LINK_PROBE (8u << 20)
+#define LZ4_PROBE (1u << 20)
+
+/*
+ * Whether the next record is compressed. Compression costs the sender CPU
+ * time (LZ4 runs at a few hundred MB/s per core on guest RAM) and saves
+ * link time: on a link faster than what it frees it makes a migration
+ * slower. A live sender (lz4_when_behind) therefore first sends plainly
+ * and times its writes (the link's rate W: writes only wait when the link
+ * is behind), then compresses a little to time LZ4 (rate C, ratio r), and
+ * from then on compresses while W < C * (1 - r): a page costs 1/C + r/W
+ * compressed against 1/W plain.
+ */
+static bool record_lz4(stream_t *s)
+{
+	double w, c, r;
+
+	if (!s->compress || s->our_version < 2)
+		return false;
+	if (!s->lz4_when_behind)
+		return true;
+	if (s->wire_bytes < LINK_PROBE || !s->wire_ns)
+		return false;
+	if (s->lz4_in < LZ4_PROBE || !s->lz4_ns)
+		return true;
+	w = (double)s->wire_bytes / (double)s->wire_ns;
+	/* A bandwidth limit paces the sender between writes. */
+	if (s->link_limit && w > (double)s->link_limit / 1e9)
+		w = (double)s->link_limit / 1e9;
+	c = (double)s->lz4_in / (double)s->lz4_ns;
+	r = (double)s->lz4_out / (double)s->lz4_in;
+	return w < c * (1.0 - r);
+}
+
+/*
+ * Puts one non-zero page at dst: an LZ4 entry (u16 length, block) when that
+ * is smaller than the page, else the page itself. Returns the bytes used
+ * and sets *flags.
+ */
+static size_t put_page(stream_t *s, uint8_t *dst, const uint8_t *src,
+		       bool lz4, uint32_t *flags)
+{
+	int n = 0;
+
+	if (lz4) {
+		if (s->lz4_skip) {
+			s->lz4_skip--;
+		} else {
+			uint64_t t0 = s->lz4_when_behind ? mono_ns() : 0;
+
+			n = LZ4_compress_fast((const char *)src,
+					      (char *)dst + 2, STREAM_PAGE_SIZE,
+					      STREAM_LZ4_MAX, LZ4_ACCEL);
+			if (s->lz4_when_behind) {
+				s->lz4_ns += mono_ns() - t0;
+				s->lz4_in += STREAM_PAGE_SIZE;
+				s->lz4_out += n > 0 ? 2 + (uint64_t)n
+						    : STREAM_PAGE_SIZE;
+			}
+			if (n > 0) {
+				s->lz4_backoff = 0;
+			} else {
+				s->lz4_skip = s->lz4_backoff;
+				s->lz4_backoff = s->lz4_backoff ?
+					2 * s->lz4_backoff : 1;
+				if (s->lz4_backoff > LZ4_MAX_BACKOFF)
+					s->lz4_backoff = LZ4_MAX_BACKOFF;
+			}
+		}
+	}
+	if (n > 0) {
+		put16(dst, (uint16_t)n);
+		*flags = STREAM_PAGE_LZ4;
+		s->lz4_pages++;
+		s->saved += STREAM_PAGE_SIZE - 2 - (uint64_t)n;
+		return 2 + (size_t)n;
+	}
+	/* Incompressible (or compression off): the page as it is. */
+	memcpy(dst, src, STREAM_PAGE_SIZE);
+	*flags = 0;
+	return STREAM_PAGE_SIZE;
+}
+
 int stream_write_pages_from(stream_t *s, const ram_t *r,
 			    const uint64_t *bitmap, uint64_t *next,
 			    uint64_t max_pages)
@@ -822,12 +935,15 @@ int stream_write_pages_from(stream_t *s, const ram_t *r,
 	 * record holds fewer pages. */
 	data = ent + 8 * STREAM_MAX_PAGES;
 	while (p < r->npages && (!max_pages || sent < max_pages)) {
-		uint32_t count = 0, ndata = 0;
-		size_t len;
+		uint32_t count = 0;
+		size_t len, dlen = 0;
+		bool lz4 = record_lz4(s);
+		uint64_t t0;
 
 		while (p < r->npages && count < STREAM_MAX_PAGES &&
 		       (!max_pages || sent < max_pages)) {
 			const uint8_t *src;
+			uint32_t fl;
 
 			if (bitmap) {
 				uint64_t w = bitmap[p >> 6] >> (p & 63);
@@ -850,17 +966,12 @@ int stream_write_pages_from(stream_t *s, const ram_t *r,
 				continue;
 			}
 			if (stream_page_is_zero(src)) {
-				put64(ent + 8 * count,
-				      p << STREAM_PAGE_INDEX_SHIFT |
-					      STREAM_PAGE_ZERO);
+				fl = STREAM_PAGE_ZERO;
 				s->zero_pages++;
 			} else {
-				put64(ent + 8 * count,
-				      p << STREAM_PAGE_INDEX_SHIFT);
-				memcpy(data + (size_t)ndata * STREAM_PAGE_SIZE,
-				       src, STREAM_PAGE_SIZE);
-				ndata++;
+				dlen += put_page(s, data + dlen, src, lz4, &fl);
 			}
+			put64(ent + 8 * count, p << STREAM_PAGE_INDEX_SHIFT | fl);
 			count++;
 			sent++;
 			p++;
@@ -869,12 +980,16 @@ int stream_write_pages_from(stream_t *s, const ram_t *r,
 			break;
 		put32(body, count);
 		put32(body + 4, 0);
-		if (count < STREAM_MAX_PAGES && ndata)
-			memmove(ent + 8 * count, data,
-				(size_t)ndata * STREAM_PAGE_SIZE);
-		len = 8 + 8 * (size_t)count + (size_t)ndata * STREAM_PAGE_SIZE;
+		if (count < STREAM_MAX_PAGES && dlen)
+			memmove(ent + 8 * count, data, dlen);
+		len = 8 + 8 * (size_t)count + dlen;
+		t0 = s->lz4_when_behind ? mono_ns() : 0;
 		if (rec_send(s, STREAM_REC_PAGES, 0, (uint32_t)len))
 			return -1;
+		if (s->lz4_when_behind) {
+			s->wire_ns += mono_ns() - t0;
+			s->wire_bytes += rec_total((uint32_t)len);
+		}
 		s->pages += count;
 	}
 	*next = p;
@@ -888,54 +1003,107 @@ int stream_write_pages(stream_t *s, const ram_t *r, const uint64_t *bitmap)
 	return stream_write_pages_from(s, r, bitmap, &next, 0);
 }
 
+static int pages_len_bad(stream_t *s, const stream_rec_t *rec,
+			 uint32_t count)
+{
+	return fail(s, "record %llu: PAGES length %u does not match its %u "
+		    "entries", (unsigned long long)rec->seq, rec->len, count);
+}
+
 int stream_load_pages(stream_t *s, const stream_rec_t *rec, ram_t *r)
 {
 	const uint8_t *b = rec->body, *data;
-	uint32_t count, ndata = 0;
-	uint64_t prev = 0;
+	unsigned long long seq = (unsigned long long)rec->seq;
+	uint32_t count, nlz4 = 0, known;
+	uint64_t prev = 0, dlen, off = 0;
 
 	if (rec->type != STREAM_REC_PAGES || rec->len < 8)
-		return fail(s, "record %llu: PAGES record too short",
-			    (unsigned long long)rec->seq);
+		return fail(s, "record %llu: PAGES record too short", seq);
 	count = get32(b);
 	if (count == 0 || count > STREAM_MAX_PAGES)
-		return fail(s, "record %llu: PAGES count %u (1 to %u)",
-			    (unsigned long long)rec->seq, count,
-			    STREAM_MAX_PAGES);
+		return fail(s, "record %llu: PAGES count %u (1 to %u)", seq,
+			    count, STREAM_MAX_PAGES);
 	if (get32(b + 4))
 		return fail(s, "record %llu: PAGES reserved field not zero",
-			    (unsigned long long)rec->seq);
+			    seq);
 	if (rec->len < 8 + 8 * (uint64_t)count)
-		return fail(s, "record %llu: PAGES entries cut short",
-			    (unsigned long long)rec->seq);
-	/* Validate every entry before touching RAM. */
+		return fail(s, "record %llu: PAGES entries cut short", seq);
+	/* LZ4 entries exist from version 2 on (Version rules); a version 1
+	 * stream that has one is refused. */
+	known = s->version == 1 ? STREAM_PAGE_FLAGS_V1 : STREAM_PAGE_FLAGS_KNOWN;
+	data = b + 8 + 8 * (size_t)count;
+	dlen = rec->len - 8 - 8 * (uint64_t)count;
+	/*
+	 * Validate every entry, and decompress every LZ4 page into the
+	 * staging buffer, before touching RAM: a bad record changes nothing.
+	 */
 	for (uint32_t i = 0; i < count; i++) {
 		uint64_t e = get64(b + 8 + 8 * (size_t)i);
 		uint64_t idx = e >> STREAM_PAGE_INDEX_SHIFT;
 		uint32_t fl = (uint32_t)(e & ((1u << STREAM_PAGE_INDEX_SHIFT) - 1));
+		uint32_t n;
+		int got;
 
-		if (fl & ~STREAM_PAGE_FLAGS_KNOWN)
+		if (fl & ~known)
 			return fail(s, "record %llu: page entry with unknown "
-				    "flags 0x%x", (unsigned long long)rec->seq,
-				    fl);
+				    "flags 0x%x", seq, fl);
+		if (fl == (STREAM_PAGE_ZERO | STREAM_PAGE_LZ4))
+			return fail(s, "record %llu: page %llu both zero and "
+				    "compressed", seq, (unsigned long long)idx);
 		if (idx >= r->npages)
 			return fail(s, "record %llu: page %llu outside RAM "
-				    "(%llu pages)", (unsigned long long)rec->seq,
-				    (unsigned long long)idx,
+				    "(%llu pages)", seq, (unsigned long long)idx,
 				    (unsigned long long)r->npages);
 		if (i && idx <= prev)
 			return fail(s, "record %llu: page indices not increasing",
-				    (unsigned long long)rec->seq);
+				    seq);
 		prev = idx;
-		if (!(fl & STREAM_PAGE_ZERO))
-			ndata++;
+		if (fl & STREAM_PAGE_ZERO)
+			continue;
+		if (!(fl & STREAM_PAGE_LZ4)) {
+			if (dlen - off < STREAM_PAGE_SIZE)
+				return pages_len_bad(s, rec, count);
+			off += STREAM_PAGE_SIZE;
+			continue;
+		}
+		if (dlen - off < 2)
+			return pages_len_bad(s, rec, count);
+		n = get16(data + off);
+		if (n == 0 || n > STREAM_LZ4_MAX)
+			return fail(s, "record %llu: page %llu: compressed "
+				    "length %u (1 to %u)", seq,
+				    (unsigned long long)idx, n, STREAM_LZ4_MAX);
+		if (dlen - off - 2 < n)
+			return pages_len_bad(s, rec, count);
+		if (!s->unpacked) {
+			s->unpacked = malloc((size_t)STREAM_MAX_PAGES *
+					     STREAM_PAGE_SIZE);
+			if (!s->unpacked)
+				return fail(s, "out of memory for compressed "
+					    "pages");
+		}
+		/*
+		 * LZ4_decompress_safe never reads past the n input bytes nor
+		 * writes past the page; a block must fill the page exactly.
+		 */
+		got = LZ4_decompress_safe((const char *)data + off + 2,
+					  (char *)s->unpacked +
+						  (size_t)nlz4 * STREAM_PAGE_SIZE,
+					  (int)n, STREAM_PAGE_SIZE);
+		if (got < 0)
+			return fail(s, "record %llu: page %llu: corrupt LZ4 "
+				    "data (or more than a page)", seq,
+				    (unsigned long long)idx);
+		if (got != (int)STREAM_PAGE_SIZE)
+			return fail(s, "record %llu: page %llu: LZ4 data "
+				    "makes %d bytes, not a page", seq,
+				    (unsigned long long)idx, got);
+		nlz4++;
+		off += 2 + (uint64_t)n;
 	}
-	if (rec->len != 8 + 8 * (uint64_t)count +
-				(uint64_t)ndata * STREAM_PAGE_SIZE)
-		return fail(s, "record %llu: PAGES length %u does not match "
-			    "its %u entries", (unsigned long long)rec->seq,
-			    rec->len, count);
-	data = b + 8 + 8 * (size_t)count;
+	if (off != dlen)
+		return pages_len_bad(s, rec, count);
+	nlz4 = 0;
 	for (uint32_t i = 0; i < count; i++) {
 		uint64_t e = get64(b + 8 + 8 * (size_t)i);
 		uint64_t idx = e >> STREAM_PAGE_INDEX_SHIFT;
@@ -946,6 +1114,12 @@ int stream_load_pages(stream_t *s, const stream_rec_t *rec, ram_t *r)
 			if (!stream_page_is_zero(dst))
 				memset(dst, 0, STREAM_PAGE_SIZE);
 			s->zero_pages++;
+		} else if (e & STREAM_PAGE_LZ4) {
+			memcpy(dst, s->unpacked +
+					    (size_t)nlz4++ * STREAM_PAGE_SIZE,
+			       STREAM_PAGE_SIZE);
+			data += 2 + get16(data);
+			s->lz4_pages++;
 		} else {
 			memcpy(dst, data, STREAM_PAGE_SIZE);
 			data += STREAM_PAGE_SIZE;

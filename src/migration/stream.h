@@ -25,7 +25,7 @@
 /* Header (32 bytes) */
 #define STREAM_MAGIC "\x7fTERNVM\n"	/* 8 bytes, no NUL */
 #define STREAM_MAGIC_LEN 8
-#define STREAM_VERSION 1u
+#define STREAM_VERSION 2u	/* 2: LZ4 page entries */
 #define STREAM_BYTE_ORDER 0x01020304u
 #define STREAM_PAGE_SIZE 4096u
 #define STREAM_HEADER_SIZE 32u
@@ -54,9 +54,14 @@ enum stream_rec_type {
 	STREAM_REC_COMMITTED = 18,
 };
 
-/* PAGES body: u32 count, u32 reserved, u64 entries[count], page data */
+/* PAGES body: u32 count, u32 reserved, u64 entries[count], data items */
 #define STREAM_PAGE_ZERO 0x01u		/* entry flag: all-zero page, no data */
-#define STREAM_PAGE_FLAGS_KNOWN STREAM_PAGE_ZERO
+#define STREAM_PAGE_LZ4 0x02u		/* entry flag (version 2): u16 n, then
+					 * n bytes, an LZ4 block of the page */
+#define STREAM_PAGE_FLAGS_V1 STREAM_PAGE_ZERO
+#define STREAM_PAGE_FLAGS_KNOWN (STREAM_PAGE_ZERO | STREAM_PAGE_LZ4)
+/* A compressed page is always smaller than the page, length included. */
+#define STREAM_LZ4_MAX (STREAM_PAGE_SIZE - 3u)
 #define STREAM_PAGE_INDEX_SHIFT 8	/* entry = index << 8 | flags */
 
 /* STATE body: u32 kind, u32 index, u32 version, u16 namelen, name, data */
@@ -95,6 +100,19 @@ typedef struct stream {
 	uint64_t pages;		/* pages written or loaded (with zero pages) */
 	uint64_t zero_pages;	/* of which sent as ZERO flags */
 	uint64_t skipped;	/* zero pages left out (skip_zero) */
+	uint64_t lz4_pages;	/* of which sent or loaded compressed */
+	uint64_t saved;		/* bytes compression kept off the wire */
+	bool compress;		/* writer: LZ4 pages that shrink (set by
+				 * stream_init; only in version 2 streams) */
+	bool lz4_when_behind;	/* writer: compress only while the link is
+				 * slower than compression frees (a live
+				 * connection; see record_lz4) */
+	uint64_t wire_ns, wire_bytes;	/* writer: PAGES writes, timed */
+	uint64_t link_limit;	/* writer: bytes per second the caller lets
+				 * through (a bandwidth limit), 0: none */
+	uint64_t lz4_ns, lz4_in, lz4_out;	/* writer: compression, timed */
+	uint32_t lz4_skip;	/* writer: pages to send raw untried */
+	uint32_t lz4_backoff;	/* writer: the next skip after a miss */
 	bool skip_zero;		/* leave zero pages out: the reader's RAM is
 				 * known to be zero there (first round) */
 	bool back;		/* the back channel: no header, no END, only
@@ -111,6 +129,8 @@ typedef struct stream {
 	int cancel_fd;		/* -1: none */
 	uint8_t *buf;		/* one record: header, body, padding, sum */
 	size_t cap;
+	uint8_t *unpacked;	/* reader: a PAGES record's decompressed
+				 * pages, STREAM_MAX_PAGES of them */
 	char err[STREAM_ERR_LEN];
 } stream_t;
 
