@@ -182,17 +182,23 @@ class Vm:
         self.kill()
 
 
+def start_migration(vm, uri, **tern_args):
+    """Starts vm's live migration to uri with the same settings for both
+    monitors: the downtime limit, no bandwidth limit (QEMU's default cap
+    raised); tern_args are extra arguments of tern-vmm's migrate."""
+    if vm.kind == "qemu":
+        vm.qmp.ok("migrate-set-parameters", **{"max-bandwidth": 10 ** 10,
+                                               "downtime-limit": DOWNTIME_MS})
+        vm.qmp.ok("migrate", uri=uri)
+    else:
+        vm.qmp.ok("migrate", uri=uri, **{"downtime-limit": DOWNTIME_MS, "bandwidth": 0},
+                  **tern_args)
+
+
 def migrate_once(src, dst, port):
     """Migrates src to dst; returns the result record."""
     q = src.qmp
-    uri = f"tcp:127.0.0.1:{port}"
-    if src.kind == "qemu":
-        q.ok("migrate-set-parameters", **{"max-bandwidth": 10 ** 10,
-                                          "downtime-limit": DOWNTIME_MS})
-        q.ok("migrate", uri=uri)
-    else:
-        q.ok("migrate", uri=uri, **{"downtime-limit": DOWNTIME_MS, "bandwidth": 0,
-                                    "give-up": "abort"})
+    start_migration(src, f"tcp:127.0.0.1:{port}", **{"give-up": "abort"})
     t0 = time.monotonic()
     last, final, cancelled = None, False, False
     while True:

@@ -64,7 +64,8 @@ sys.path.insert(0, str(ROOT / "bench"))
 import ternlab  # noqa: E402  (the lab of hosts)
 import pexpect.popen_spawn  # noqa: E402
 from migrate import (GUEST, INITRD, KERNEL, QEMU_CPU, VMM, Qmp,  # noqa: E402
-                     machine_note)
+                     machine_note, start_migration)
+from sockutil import tcp_listening  # noqa: E402 (on the path bench/migrate.py sets)
 
 PY = "/usr/bin/python3"
 LAB = "benchnet"
@@ -73,7 +74,6 @@ GUEST_MAC = "aa:cc:00:00:00:01"
 MEM = "256"
 TERN_TAP = "tvif0"
 QEMU_TAP = "qtap0"
-DOWNTIME_MS = 300
 PING_INTERVAL = 0.01
 PRE_S = 2.0             # traffic before the migration starts
 POST_S = 2.5            # and after the destination runs (RARPs go out up to 750 ms)
@@ -85,17 +85,26 @@ ECHO, STREAM, DISCARD = 7, 19, 9
 
 # ---- client side: run inside the client namespace (hidden options) -------------
 
-def client_rx(host, port, seconds):
-    """Reads the guest's stream service for `seconds`; checks the counters
-    at the start and at the end of what arrived."""
-    out = {"bytes": 0, "seconds": 0.0, "error": None}
+def client_connect(host, port, out):
+    """A connection to the guest's service with 10 s timeouts, or None after
+    printing out (the JSON result line) with the error."""
     try:
         s = socket.create_connection((host, port), timeout=10)
     except OSError as e:
         out["error"] = f"connect: {e}"
         print(json.dumps(out), flush=True)
-        return
+        return None
     s.settimeout(10)
+    return s
+
+
+def client_rx(host, port, seconds):
+    """Reads the guest's stream service for `seconds`; checks the counters
+    at the start and at the end of what arrived."""
+    out = {"bytes": 0, "seconds": 0.0, "error": None}
+    s = client_connect(host, port, out)
+    if not s:
+        return
     s.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 1 << 20)
     t0 = time.monotonic()
     end = t0 + seconds
@@ -132,13 +141,9 @@ def client_tx(host, port, seconds):
     """Writes to the guest's discard service for `seconds`, half-closes and
     reads its "discarded N" answer."""
     out = {"sent": 0, "discarded": None, "seconds": 0.0, "error": None}
-    try:
-        s = socket.create_connection((host, port), timeout=10)
-    except OSError as e:
-        out["error"] = f"connect: {e}"
-        print(json.dumps(out), flush=True)
+    s = client_connect(host, port, out)
+    if not s:
         return
-    s.settimeout(10)
     s.setsockopt(socket.SOL_SOCKET, socket.SO_SNDBUF, 1 << 20)
     block = bytes(1 << 16)
     t0 = time.monotonic()
@@ -216,21 +221,6 @@ def wait_for_ping(timeout):
 
 # ---- the monitors ---------------------------------------------------------------------
 
-def proc_listening(pid, port):
-    """Whether process pid's network namespace has a TCP listener on port."""
-    for table in ("tcp", "tcp6"):
-        try:
-            with open(f"/proc/{pid}/net/{table}") as f:
-                lines = f.read().splitlines()[1:]
-        except OSError:
-            continue
-        for line in lines:
-            fields = line.split()
-            if int(fields[1].rsplit(":", 1)[1], 16) == port and fields[3] == "0A":
-                return True
-    return False
-
-
 LIVE = []          # every Vm not yet killed: the teardown kills them
 
 
@@ -270,7 +260,7 @@ class Vm:
             self.qmp = Qmp(ctl, timeout=30)
             if incoming_port:
                 deadline = time.monotonic() + 30
-                while not proc_listening(self.proc.pid, incoming_port):
+                while not tcp_listening(incoming_port, self.proc.pid):
                     if self.proc.poll() is not None or time.monotonic() > deadline:
                         raise RuntimeError(f"{kind} destination never listened")
                     time.sleep(0.05)
@@ -305,13 +295,7 @@ class Vm:
 def migrate(src, dst, port):
     """Live-migrates src (h1) to dst (h2); returns what the source reports."""
     q = src.qmp
-    uri = f"tcp:{ternlab.host_addr(dst.host)}:{port}"
-    if src.kind == "qemu":
-        q.ok("migrate-set-parameters", **{"max-bandwidth": 10 ** 10,
-                                          "downtime-limit": DOWNTIME_MS})
-        q.ok("migrate", uri=uri)
-    else:
-        q.ok("migrate", uri=uri, **{"downtime-limit": DOWNTIME_MS, "bandwidth": 0})
+    start_migration(src, f"tcp:{ternlab.host_addr(dst.host)}:{port}")
     t0 = time.monotonic()
     final = None
     while final is None:

@@ -18,6 +18,7 @@ import time
 import pytest
 
 from conftest import VMM, FaultProxy, QmpClient, free_port, guest_uptime, make_ext4
+from sockutil import tcp_listening
 
 MEM = "256"
 MIG_TIMEOUT = 150
@@ -33,22 +34,6 @@ def start_vm(vms, workdir, name, *extra):
     return vm, QmpClient(ctl).negotiate()
 
 
-def port_listening(port):
-    """Whether some socket listens on 127.0.0.1/any:port (from /proc, so
-    that no connection is made: the destination accepts only one)."""
-    for table in ("/proc/net/tcp", "/proc/net/tcp6"):
-        try:
-            with open(table) as f:
-                lines = f.read().splitlines()[1:]
-        except OSError:
-            continue
-        for line in lines:
-            fields = line.split()
-            if int(fields[1].rsplit(":", 1)[1], 16) == port and fields[3] == "0A":
-                return True
-    return False
-
-
 def start_dest(vms, workdir, name, *extra, memory=MEM):
     """A destination waiting for an incoming migration on a fresh port."""
     port = free_port()
@@ -58,7 +43,7 @@ def start_dest(vms, workdir, name, *extra, memory=MEM):
     q = QmpClient(ctl).negotiate()
     assert q.ok("query-status")["status"] == "inmigrate"
     deadline = time.monotonic() + 20
-    while not port_listening(port):
+    while not tcp_listening(port):
         assert vm.proc.poll() is None, "destination exited before listening"
         assert time.monotonic() < deadline, f"destination never listened on {port}"
         time.sleep(0.05)
